@@ -1,0 +1,74 @@
+# The project's contract: run, up, job, datagen, down, test (see README). Everything else is detail.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CLI := $(PY) -m attribution
+# Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
+DATAGEN_ARGS ?= --rate 200
+
+.PHONY: help setup run up job cancel datagen down status psql sql test unit-test integration-test lint clean reset
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Python 3.11 is required (apache-flink 2.0 has no wheels for newer Pythons)"; exit 1; }
+	@command -v java >/dev/null || { echo "java not found: Java 17 is required"; exit 1; }
+	@echo "Creating $(VENV) and installing pinned packages (first time: a few minutes) ..."
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## venv, pinned packages and connector jars
+	$(PY) -m attribution.deps
+
+run: setup  ## start the stack, the generator and the job; print where to look
+	$(CLI) run -- $(DATAGEN_ARGS)
+
+up: setup  ## start broker, Postgres, Flink (and Prometheus if installed); create schema and topics
+	$(CLI) up
+
+job: setup  ## submit the job to the running cluster; returns once it is RUNNING
+	$(CLI) job
+
+cancel: setup  ## cancel the running job
+	$(CLI) cancel
+
+datagen: setup  ## start the generator in the background (DATAGEN_ARGS=...)
+	$(CLI) datagen -- $(DATAGEN_ARGS)
+
+down: ## stop everything the stack started
+	@if [ -x $(PY) ]; then $(CLI) down; else echo "nothing to stop (no $(VENV))"; fi
+
+status: setup  ## services, job state and row counts
+	$(CLI) status
+
+psql: setup  ## open psql on the pipeline's database
+	$(CLI) psql
+
+sql: setup  ## print the job's rendered SQL
+	$(PY) code/checkout_attribution.py --print-sql
+
+test: setup  ## lint, unit tests and integration tests on a separate embedded stack
+	$(PY) -m ruff check .
+	$(PY) -m pytest tests
+
+unit-test: setup
+	$(PY) -m pytest tests/unit
+
+integration-test: setup
+	$(PY) -m pytest tests/integration
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+reset: down  ## stop and delete all data, checkpoints and logs (keeps the venv and jars)
+	rm -rf .stack/postgres .stack/checkpoints .stack/logs .stack/pids .stack/prometheus .stack/test
+
+clean: down  ## remove everything the project created
+	rm -rf .stack $(VENV)

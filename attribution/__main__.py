@@ -1,0 +1,148 @@
+"""Command line of the embedded stack: `python -m attribution {up,job,datagen,run,status,down,...}`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from attribution import job, stack
+from attribution.config import ConfigError, Settings, describe
+
+WATCH_QUERY = (
+    "SELECT checkout_id, click_id, checkout_time, click_time, user_name "
+    "FROM commerce.attributed_checkouts ORDER BY checkout_time DESC LIMIT 5;"
+)
+
+
+def cmd_up(settings: Settings, _: argparse.Namespace) -> None:
+    stack.up(settings)
+    print(f"Stack is up. Flink UI: {settings.flink_rest_url}")
+
+
+def cmd_down(settings: Settings, _: argparse.Namespace) -> None:
+    stack.down(settings)
+
+
+def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
+    if stack.flink_overview(settings) is None:
+        raise stack.StackError(f"no Flink cluster at {settings.flink_rest_url}: run `make up` first")
+    running = job.active_jobs(settings, settings.job_name)
+    if running:
+        print(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
+        return
+    print(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...", flush=True)
+    job_id = job.submit(settings, savepoint=getattr(args, "savepoint", None))
+    job.wait_until_running(settings, job_id)
+    print(
+        f"{settings.job_name} is RUNNING (job id {job_id}): {settings.flink_rest_url}/#/job/running/{job_id}"
+    )
+
+
+def cmd_cancel(settings: Settings, _: argparse.Namespace) -> None:
+    for status in job.active_jobs(settings, settings.job_name):
+        job.cancel(settings, status.job_id)
+        print(f"cancelled {status.job_id}")
+
+
+def cmd_datagen(settings: Settings, args: argparse.Namespace) -> None:
+    stack.start(settings, stack.datagen_service(settings, args.extra))
+    print(f"generator running in the background (log: {stack.log_file(settings, 'datagen')})")
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
+    cmd_up(settings, args)
+    cmd_datagen(settings, args)
+    cmd_job(settings, args)
+    print(
+        "\nThe pipeline is running.\n"
+        f"  Flink web UI:   {settings.flink_rest_url}  (Jobs > Running Jobs > {settings.job_name})\n"
+        f"  Prometheus:     http://127.0.0.1:{settings.prometheus_port}  (if installed)\n"
+        f"  Flink metrics:  http://127.0.0.1:{settings.flink_metrics_ports.split('-')[0]}/metrics\n"
+        f"  Postgres:       postgresql://{settings.postgres_user}:{settings.postgres_password}@"
+        f"{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}\n"
+        "\nWatch results (`make psql`, or any psql):\n"
+        f"  {WATCH_QUERY}\n"
+        "\n`make status` shows progress; `make down` stops everything."
+    )
+
+
+def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
+    for name, pid in stack.status(settings).items():
+        print(f"  {name:<12} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    if stack.flink_overview(settings) is not None:
+        for status in job.active_jobs(settings):
+            print(f"  job {status.name}: {status.state} ({status.job_id})")
+    try:
+        import psycopg2
+
+        with psycopg2.connect(settings.psycopg_dsn(), connect_timeout=2) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT count(*), count(click_id), count(user_name) FROM {settings.sink_table}")
+            rows, attributed, named = cur.fetchone()
+            cur.execute(f"SELECT count(*) FROM {settings.dead_letter_table}")
+            (dead,) = cur.fetchone()
+        print(f"  {settings.sink_table}: {rows} rows, {attributed} attributed, {named} with user_name")
+        print(f"  {settings.dead_letter_table}: {dead} rows")
+    except Exception as error:  # status is best effort: a stopped database is a normal answer
+        print(f"  postgres: not reachable ({type(error).__name__})")
+
+
+def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:
+    psql = str(stack.postgres_bin() / "psql")
+    os.environ["PGPASSWORD"] = settings.postgres_password
+    os.execv(
+        psql,
+        [
+            psql,
+            "-h",
+            settings.postgres_host,
+            "-p",
+            str(settings.postgres_port),
+            "-U",
+            settings.postgres_user,
+            "-d",
+            settings.postgres_db,
+        ],
+    )
+
+
+COMMANDS = {
+    "up": (cmd_up, "start broker, Postgres, Flink (and Prometheus if installed); create schema and topics"),
+    "job": (cmd_job, "submit the job unless it already runs; return once it is RUNNING"),
+    "cancel": (cmd_cancel, "cancel the running job"),
+    "datagen": (cmd_datagen, "start the generator in the background; arguments after -- go to it"),
+    "run": (cmd_run, "up + datagen + job, then print the URLs and the query to watch"),
+    "status": (cmd_status, "services, jobs and row counts"),
+    "down": (cmd_down, "stop everything the stack started"),
+    "psql": (cmd_psql, "open psql (bundled with the embedded Postgres) on the pipeline's database"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m attribution",
+        description="Embedded (no Docker) checkout-attribution stack on 127.0.0.1.",
+        epilog=describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name in {"datagen", "run"}:
+            command.add_argument("extra", nargs=argparse.REMAINDER, help="generator arguments after --")
+        if name == "job":
+            command.add_argument("--savepoint", help="restore from this savepoint / retained checkpoint")
+    args = parser.parse_args(argv)
+    if getattr(args, "extra", None) and args.extra[0] == "--":
+        args.extra = args.extra[1:]
+    try:
+        settings = Settings.from_env()
+        COMMANDS[args.command][0](settings, args)
+    except (ConfigError, stack.StackError, job.JobError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""All configuration in one typed place.
+
+Every setting has a default that works for the embedded stack on 127.0.0.1 and an environment
+variable that overrides it. The SQL templates, the Flink cluster config, the process manager, the
+generator and the tests all read from `Settings`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting's environment override could not be parsed."""
+
+
+def _setting(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka
+    kafka_bootstrap_servers: str = _setting(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers (host:port[,host:port])"
+    )
+    clicks_topic: str = _setting("CLICKS_TOPIC", "clicks", "Topic with click events")
+    checkouts_topic: str = _setting("CHECKOUTS_TOPIC", "checkouts", "Topic with checkout events")
+    topic_partitions: int = _setting(
+        "KAFKA_TOPIC_PARTITIONS", 2, "Partitions per topic when the stack creates them"
+    )
+    consumer_group_id: str = _setting(
+        "KAFKA_CONSUMER_GROUP", "checkout-attribution", "Consumer group of the Flink job"
+    )
+    scan_startup_mode: str = _setting(
+        "KAFKA_SCAN_STARTUP_MODE",
+        "earliest-offset",
+        "Where a job without a checkpoint starts reading (earliest-offset, latest-offset, group-offsets)",
+    )
+
+    # Postgres
+    postgres_host: str = _setting("POSTGRES_HOST", "127.0.0.1", "Postgres host")
+    postgres_port: int = _setting("POSTGRES_PORT", 5432, "Postgres port")
+    postgres_db: str = _setting("POSTGRES_DB", "postgres", "Postgres database")
+    postgres_user: str = _setting("POSTGRES_USER", "postgres", "Postgres user")
+    postgres_password: str = _setting("POSTGRES_PASSWORD", "postgres", "Postgres password")
+    users_table: str = _setting("USERS_TABLE", "commerce.users", "Lookup table with user names")
+    sink_table: str = _setting(
+        "SINK_TABLE", "commerce.attributed_checkouts", "Result table, one row per checkout_id"
+    )
+    dead_letter_table: str = _setting(
+        "DEAD_LETTER_TABLE", "commerce.dead_letters", "Rejected records with the reason"
+    )
+
+    # Flink cluster
+    flink_rest_host: str = _setting("FLINK_REST_HOST", "127.0.0.1", "Flink REST API / web UI host")
+    flink_rest_port: int = _setting("FLINK_REST_PORT", 8081, "Flink REST API / web UI port")
+    flink_rpc_port: int = _setting("FLINK_RPC_PORT", 6123, "JobManager RPC port (embedded stack)")
+    flink_metrics_ports: str = _setting(
+        "FLINK_METRICS_PORTS", "9249-9260", "Port range of Flink's Prometheus reporter"
+    )
+    task_slots: int = _setting("FLINK_TASK_SLOTS", 4, "Slots of the embedded TaskManager")
+    taskmanager_memory: str = _setting("FLINK_TASKMANAGER_MEMORY", "2560m", "TaskManager process size")
+    jobmanager_memory: str = _setting("FLINK_JOBMANAGER_MEMORY", "1024m", "JobManager process size")
+
+    # The job
+    job_name: str = _setting("JOB_NAME", "checkout-attribution-job", "Flink job name")
+    parallelism: int = _setting("FLINK_PARALLELISM", 2, "Parallelism of the job")
+    attribution_window_seconds: int = _setting(
+        "ATTRIBUTION_WINDOW_SECONDS", 3600, "A click qualifies if checkout_time - window <= click_time"
+    )
+    out_of_orderness_seconds: int = _setting(
+        "OUT_OF_ORDERNESS_SECONDS", 15, "Events up to this much out of order are handled exactly"
+    )
+    source_idle_timeout_seconds: int = _setting(
+        "SOURCE_IDLE_TIMEOUT_SECONDS", 10, "A partition silent this long stops holding back event time"
+    )
+    max_future_skew_seconds: int = _setting(
+        "MAX_FUTURE_SKEW_SECONDS",
+        86400,
+        "Events stamped further ahead of their Kafka timestamp are dead-lettered (protects event time)",
+    )
+    event_time_zone: str = _setting(
+        "EVENT_TIME_ZONE", "UTC", "Time zone of datetime_occured (compared with Kafka timestamps)"
+    )
+    state_ttl_seconds: int = _setting(
+        "ATTRIBUTION_STATE_TTL_SECONDS", 7200, "How long per-checkout ranking state is kept"
+    )
+    lookup_cache_rows: int = _setting("LOOKUP_CACHE_ROWS", 100_000, "Users kept in the lookup cache")
+    lookup_cache_ttl_seconds: int = _setting(
+        "LOOKUP_CACHE_TTL_SECONDS", 60, "How long a cached user (or a miss) is trusted"
+    )
+    sink_flush_rows: int = _setting("SINK_FLUSH_ROWS", 500, "JDBC sink batch size")
+    sink_flush_interval_ms: int = _setting("SINK_FLUSH_INTERVAL_MS", 200, "JDBC sink flush interval")
+    sink_max_retries: int = _setting("SINK_MAX_RETRIES", 5, "JDBC sink retries before the task fails")
+    checkpoint_interval_seconds: int = _setting("CHECKPOINT_INTERVAL_SECONDS", 10, "Checkpoint interval")
+    checkpoint_dir: str = _setting(
+        "CHECKPOINT_DIR", "", "Checkpoint storage URI (default: file://<STACK_DIR>/checkpoints)"
+    )
+    state_backend: str = _setting("STATE_BACKEND", "rocksdb", "Flink state backend (rocksdb, hashmap)")
+
+    # Embedded stack
+    stack_dir: str = _setting(
+        "STACK_DIR", str(PROJECT_ROOT / ".stack"), "Data, logs and pid files of the embedded stack"
+    )
+    prometheus_port: int = _setting("PROMETHEUS_PORT", 9090, "Prometheus port (embedded, if installed)")
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def stack_path(self) -> Path:
+        return Path(self.stack_dir)
+
+    @property
+    def jdbc_url(self) -> str:
+        # reWriteBatchedInserts turns a JDBC batch into multi-row INSERTs: fewer round trips.
+        return (
+            f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+            "?reWriteBatchedInserts=true"
+        )
+
+    @property
+    def checkpoint_uri(self) -> str:
+        return self.checkpoint_dir or (self.stack_path / "checkpoints").as_uri()
+
+    @property
+    def flink_rest_url(self) -> str:
+        return f"http://{self.flink_rest_host}:{self.flink_rest_port}"
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    def psycopg_dsn(self) -> str:
+        return (
+            f"host={self.postgres_host} port={self.postgres_port} dbname={self.postgres_db} "
+            f"user={self.postgres_user} password={self.postgres_password}"
+        )
+
+    # --- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then environment variables, then explicit keyword overrides."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, hints[f.name], f.metadata["env"])
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        positive = [
+            "topic_partitions",
+            "parallelism",
+            "task_slots",
+            "attribution_window_seconds",
+            "checkpoint_interval_seconds",
+            "sink_flush_rows",
+            "state_ttl_seconds",
+        ]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_of(name)} must be > 0, got {getattr(self, name)}")
+        if self.out_of_orderness_seconds < 0:
+            raise ConfigError("OUT_OF_ORDERNESS_SECONDS must be >= 0")
+        if self.scan_startup_mode not in {"earliest-offset", "latest-offset", "group-offsets"}:
+            raise ConfigError(f"KAFKA_SCAN_STARTUP_MODE: unknown mode {self.scan_startup_mode!r}")
+        if self.state_backend not in {"rocksdb", "hashmap"}:
+            raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")
+        if ":" not in self.kafka_bootstrap_servers:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS must be host:port")
+        if self.parallelism > self.task_slots:
+            raise ConfigError(
+                f"FLINK_PARALLELISM ({self.parallelism}) exceeds FLINK_TASK_SLOTS ({self.task_slots})"
+            )
+
+
+def _env_of(name: str) -> str:
+    return {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}[name]
+
+
+def _parse(raw: str, kind: Any, env: str) -> Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return str(raw)
+    except ValueError:
+        raise ConfigError(f"{env}={raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+
+
+def describe() -> str:
+    """A table of every setting, its environment variable and default (for --help and the README)."""
+    rows = [
+        f"  {f.metadata['env']:<30} {f.default!s:<32} {f.metadata['doc']}"
+        for f in dataclasses.fields(Settings)
+    ]
+    return "Environment variables (default, meaning):\n" + "\n".join(rows)

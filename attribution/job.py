@@ -1,0 +1,113 @@
+"""Submitting, finding, waiting for and cancelling the job through the Flink REST API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import requests
+
+from attribution.config import PROJECT_ROOT, Settings
+
+DRIVER = PROJECT_ROOT / "code" / "checkout_attribution.py"
+ACTIVE_STATES = {"INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "RECONCILING", "CANCELLING", "FAILING"}
+
+
+class JobError(RuntimeError):
+    """The job could not be submitted or did not reach the expected state."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job_id: str
+    name: str
+    state: str
+    vertex_states: tuple[str, ...]
+
+    @property
+    def fully_running(self) -> bool:
+        return self.state == "RUNNING" and all(s == "RUNNING" for s in self.vertex_states)
+
+
+def _get(settings: Settings, path: str) -> dict:
+    response = requests.get(f"{settings.flink_rest_url}{path}", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def job_status(settings: Settings, job_id: str) -> JobStatus:
+    details = _get(settings, f"/jobs/{job_id}")
+    return JobStatus(
+        job_id=job_id,
+        name=details["name"],
+        state=details["state"],
+        vertex_states=tuple(v["status"] for v in details.get("vertices", [])),
+    )
+
+
+def active_jobs(settings: Settings, name: str | None = None) -> list[JobStatus]:
+    """Jobs that are not finished, optionally only those with this name."""
+    overview = _get(settings, "/jobs/overview")["jobs"]
+    return [
+        JobStatus(job["jid"], job["name"], job["state"], ())
+        for job in overview
+        if job["state"] in ACTIVE_STATES and (name is None or job["name"] == name)
+    ]
+
+
+def wait_until_running(settings: Settings, job_id: str, timeout: float = 180.0) -> JobStatus:
+    """Polls until the job and all its tasks are RUNNING; fails fast if the job fails."""
+    deadline = time.monotonic() + timeout
+    status = job_status(settings, job_id)
+    while time.monotonic() < deadline:
+        status = job_status(settings, job_id)
+        if status.fully_running:
+            return status
+        if status.state in {"FAILED", "CANCELED", "FINISHED"}:
+            raise JobError(f"job {job_id} is {status.state}: {root_exception(settings, job_id)}")
+        time.sleep(0.5)
+    raise JobError(f"job {job_id} not running after {timeout:.0f}s (state {status.state})")
+
+
+def root_exception(settings: Settings, job_id: str) -> str:
+    try:
+        exceptions = _get(settings, f"/jobs/{job_id}/exceptions")
+    except requests.RequestException as error:
+        return f"(exceptions unavailable: {error})"
+    history = exceptions.get("exceptionHistory", {}).get("entries", [])
+    if history:
+        return history[0].get("stacktrace", "").split("\n")[0]
+    return "(no exception recorded)"
+
+
+def submit(settings: Settings, env: dict[str, str] | None = None, savepoint: str | None = None) -> str:
+    """Runs the driver in its own process (it starts a JVM) and returns the new job's id."""
+    argv = [sys.executable, str(DRIVER)]
+    if savepoint:
+        argv += ["--savepoint", savepoint]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise JobError(f"job submission failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def cancel(settings: Settings, job_id: str, timeout: float = 60.0) -> None:
+    requests.patch(f"{settings.flink_rest_url}/jobs/{job_id}?mode=cancel", timeout=10).raise_for_status()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if job_status(settings, job_id).state in {"CANCELED", "FAILED", "FINISHED"}:
+            return
+        time.sleep(0.3)
+    raise JobError(f"job {job_id} did not cancel within {timeout:.0f}s")
+
+
+def vertex_metric(settings: Settings, job_id: str, vertex_name_part: str, metric: str) -> float:
+    """Sum of a task metric (e.g. numRecordsIn) over the vertices whose name contains a string."""
+    details = _get(settings, f"/jobs/{job_id}")
+    total = 0.0
+    for vertex in details["vertices"]:
+        if vertex_name_part in vertex["name"]:
+            total += float(vertex["metrics"].get(metric, 0))
+    return total

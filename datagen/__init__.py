@@ -1,0 +1,1 @@
+"""Fake clicks, checkouts and users for the checkout-attribution pipeline."""

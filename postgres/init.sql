@@ -1,0 +1,75 @@
+-- Schema of the pipeline; idempotent (applied by every `make up`).
+-- A superset of the original project's tables: its columns keep their names and types.
+CREATE SCHEMA IF NOT EXISTS commerce;
+
+CREATE TABLE IF NOT EXISTS commerce.users (
+    id INT PRIMARY KEY,
+    username VARCHAR(255) NOT NULL,
+    password VARCHAR(255) NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS commerce.products (
+    id INT PRIMARY KEY,
+    name VARCHAR(255) NOT NULL,
+    description VARCHAR(255) NOT NULL,
+    price DECIMAL(10, 2) NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS commerce.attributed_checkouts (
+    checkout_id VARCHAR PRIMARY KEY,
+    user_name VARCHAR,
+    click_id VARCHAR,
+    product_id VARCHAR,
+    payment_method VARCHAR,
+    total_amount DECIMAL(10, 2),
+    shipping_address VARCHAR,
+    billing_address VARCHAR,
+    user_agent VARCHAR,
+    ip_address VARCHAR,
+    checkout_time TIMESTAMP,
+    click_time TIMESTAMP,
+    -- Added by this project:
+    user_id INT,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()  -- when the row was last written
+);
+
+CREATE INDEX IF NOT EXISTS attributed_checkouts_checkout_time
+    ON commerce.attributed_checkouts (checkout_time);
+
+-- The job upserts rows keyed by checkout_id, and within the job an attribution only ever improves
+-- (an earlier click replaces a later one, a click replaces "none"). A replay after recovery, or a
+-- duplicate checkout arriving after its ranking state expired, can still send a worse answer;
+-- this trigger keeps the better one, so every write is idempotent and order-insensitive.
+CREATE OR REPLACE FUNCTION commerce.keep_earliest_attribution() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.click_id IS NOT NULL AND (
+        NEW.click_id IS NULL
+        OR (NEW.click_time, NEW.click_id) > (OLD.click_time, OLD.click_id)
+    ) THEN
+        NEW.click_id := OLD.click_id;
+        NEW.click_time := OLD.click_time;
+    END IF;
+    NEW.user_name := COALESCE(NEW.user_name, OLD.user_name);
+    NEW.updated_at := clock_timestamp();
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS keep_earliest_attribution ON commerce.attributed_checkouts;
+CREATE TRIGGER keep_earliest_attribution
+    BEFORE UPDATE ON commerce.attributed_checkouts
+    FOR EACH ROW EXECUTE FUNCTION commerce.keep_earliest_attribution();
+
+-- Records the job could not use, with the reason (see README, "Bad input").
+CREATE TABLE IF NOT EXISTS commerce.dead_letters (
+    source_topic VARCHAR NOT NULL,
+    source_partition INT NOT NULL,
+    source_offset BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    payload TEXT,
+    payload_chars INT,
+    kafka_timestamp TIMESTAMP,
+    written_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (source_topic, source_partition, source_offset)
+);

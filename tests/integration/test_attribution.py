@@ -1,0 +1,279 @@
+"""The real job on the real broker and Postgres, against the reference implementation.
+
+Event times are fixed (March 2024); event time is advanced on purpose, on every partition, and the
+tests wait on observable facts (a probe row written once the watermark passes it), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+
+from attribution.config import Settings
+from datagen.gen_fake_data import TrafficShape, simulated_events
+from tests.integration.harness import (
+    checkout,
+    click,
+    dead_letters,
+    diff,
+    fmt,
+    insert_users,
+    pipeline,
+    poll,
+    row_count,
+    rows,
+    wait_for_rows,
+)
+from tests.reference import attribute
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 3, 1, 10, 0, 0)
+HOUR = timedelta(hours=1)
+MS = timedelta(milliseconds=1)
+MIN = timedelta(minutes=1)
+SEC = timedelta(seconds=1)
+MARKER_USER = 999_999_999
+
+
+@dataclass
+class Planned:
+    topic: str  # "clicks" or "checkouts"
+    value: dict | str | bytes | None
+    partition: int
+    send_at: datetime  # production order; later than the event time for out-of-order events
+    reason: str | None = None  # expected dead-letter reason
+
+
+def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(settings: Settings) -> None:
+    base_user = 1_000_000
+    plan: list[Planned] = []
+    case_checkouts: list[str] = []
+
+    def add_click(
+        click_id: str,
+        user: int | str,
+        product: str | int,
+        at: datetime,
+        partition: int = 0,
+        delay: timedelta = timedelta(0),
+    ) -> None:
+        plan.append(Planned("clicks", click(click_id, user, product, at), partition, at + delay))
+
+    def add_checkout(
+        checkout_id: str,
+        user: int | str,
+        product: str | int,
+        at: datetime,
+        partition: int = 1,
+        delay: timedelta = timedelta(0),
+    ) -> None:
+        plan.append(Planned("checkouts", checkout(checkout_id, user, product, at), partition, at + delay))
+        if checkout_id not in case_checkouts:
+            case_checkouts.append(checkout_id)
+
+    def t(case: int) -> datetime:
+        return T0 + 2 * HOUR + case * MIN
+
+    u = {k: base_user + k for k in range(1, 20)}
+    # 1. A click exactly one hour before counts (inclusive lower bound).
+    add_click("c1", u[1], "p1", t(1) - HOUR)
+    add_checkout("co1", u[1], "p1", t(1))
+    # 2. One millisecond more does not.
+    add_click("c2", u[2], "p2", t(2) - HOUR - MS)
+    add_checkout("co2", u[2], "p2", t(2))
+    # 3. A click at the checkout's own millisecond counts (inclusive upper bound).
+    add_click("c3", u[3], "p3", t(3), partition=1)
+    add_checkout("co3", u[3], "p3", t(3), partition=0)
+    # 4. A click after the checkout never counts.
+    add_click("c4", u[4], "p4", t(4) + MS)
+    add_checkout("co4", u[4], "p4", t(4))
+    # 5. The earliest of several clicks in the hour.
+    add_click("c5-late", u[5], "p5", t(5) - 10 * MIN)
+    add_click("c5-early", u[5], "p5", t(5) - 50 * MIN, partition=1)
+    add_click("c5-mid", u[5], "p5", t(5) - 30 * MIN)
+    add_click("c5-too-old", u[5], "p5", t(5) - 61 * MIN)
+    add_checkout("co5", u[5], "p5", t(5))
+    # 6. The click arrives after the checkout (5 s older, delivered 8 s later: within the bound).
+    add_checkout("co6", u[6], "p6", t(6))
+    add_click("c6", u[6], "p6", t(6) - 5 * SEC, delay=13 * SEC)
+    # 7. An earlier click arrives after a later one: the attribution moves to the earlier click.
+    add_click("c7-later", u[7], "p7", t(7) - 20 * MIN)
+    add_click("c7-earlier", u[7], "p7", t(7) - 20 * MIN - 6 * SEC, delay=7 * SEC)
+    add_checkout("co7", u[7], "p7", t(7))
+    # 8. A click on another product, 9. a click by another user: neither counts.
+    add_click("c8", u[8], "p8-other", t(8) - MIN)
+    add_checkout("co8", u[8], "p8", t(8))
+    add_click("c9", u[19], "p9", t(9) - MIN)
+    add_checkout("co9", u[9], "p9", t(9))
+    # 10. Unknown user: written and attributed, user_name NULL.
+    add_click("c10", u[10], "p10", t(10) - MIN)
+    add_checkout("co10", u[10], "p10", t(10))
+    # 11. The same checkout delivered twice (the copy on the other partition): one row.
+    add_click("c11", u[11], "p11", t(11) - MIN)
+    add_checkout("co11", u[11], "p11", t(11), partition=1)
+    add_checkout("co11", u[11], "p11", t(11), partition=0, delay=2 * SEC)
+    # 12. Repeat purchases of one product, each attributed on its own.
+    add_click("c12-a", u[12], "p12", t(12) - 70 * MIN)
+    add_checkout("co12-1", u[12], "p12", t(12) - 60 * MIN)  # a is 10 min before: a
+    add_checkout("co12-3", u[12], "p12", t(12) - 40 * MIN)  # a is 30 min before: a
+    add_click("c12-b", u[12], "p12", t(12) - 5 * MIN)
+    add_checkout("co12-2", u[12], "p12", t(12))  # a is 70 min before: b
+    # 13. No click at all.
+    add_checkout("co13", u[13], "p13", t(13))
+    # 14. Numbers and strings for the same ids match; unknown fields are ignored.
+    plan.append(
+        Planned("clicks", {**click("c14", str(u[14]), 14, t(14) - MIN), "campaign": "x"}, 0, t(14) - MIN)
+    )
+    add_checkout("co14", u[14], "14", t(14))
+    # 15. Two clicks at the same millisecond: the smaller click_id wins.
+    add_click("c15-b", u[15], "p15", t(15) - 10 * MIN)
+    add_click("c15-a", u[15], "p15", t(15) - 10 * MIN, partition=1)
+    add_checkout("co15", u[15], "p15", t(15))
+    # 16. A click for the late checkout sent after event time has moved on (phase 2).
+    add_click("c16", u[16], "p16", t(16) - 5 * MIN)
+
+    # Bad records, interleaved with the good ones.
+    bad_at = t(3)
+    ok_click = click("bad", u[17], "p17", bad_at)
+    ok_checkout = checkout("bad", u[17], "p17", bad_at)
+    bad = [
+        ("clicks", "not json at all", "not_json_object"),
+        ("clicks", '{"click_id": "x", "user_id": ', "not_json_object"),
+        ("clicks", "[1, 2, 3]", "not_json_object"),
+        ("clicks", b"", "empty_payload"),
+        ("clicks", None, "empty_payload"),
+        ("clicks", {**ok_click, "click_id": "bad-user", "user_id": "abc"}, "invalid_user_id"),
+        ("clicks", {k: v for k, v in ok_click.items() if k != "click_id"}, "missing_click_id"),
+        (
+            "clicks",
+            {k: v for k, v in ok_click.items() if k != "datetime_occured"},
+            "missing_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-null-ts", "datetime_occured": None},
+            "missing_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-ts", "datetime_occured": "yesterday"},
+            "invalid_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
+            "datetime_occured_in_future",
+        ),
+        ("clicks", {**ok_click, "click_id": "bad-nul", "url": "a\u0000b"}, "nul_character"),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-huge", "total_amount": 1e12},
+            "invalid_total_amount",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-amt", "total_amount": "abc"},
+            "invalid_total_amount",
+        ),
+        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "product_id"}, "missing_product_id"),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-nouser", "user_id": None}, "missing_user_id"),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
+            "datetime_occured_in_future",
+        ),
+    ]
+    for i, (topic, value, reason) in enumerate(bad):
+        plan.append(Planned(topic, value, i % 2, bad_at, reason))
+
+    users = {u[k]: f"user-{k}" for k in range(1, 20) if k != 10}
+    insert_users(settings, users)
+    plan.sort(key=lambda p: p.send_at)
+    last_event = max(p.send_at for p in plan)
+
+    with pipeline(settings, "adversarial") as run:
+        topic_of = {"clicks": run.clicks, "checkouts": run.checkouts}
+        expected_dead: dict[tuple[str, int, int], str] = {}
+        for item in plan:
+            sent = run.writer.send(topic_of[item.topic], item.value, item.partition)
+            if item.reason:
+                expected_dead[(sent.topic, sent.partition, sent.offset)] = item.reason
+
+        run.flush_through(last_event + MIN, MARKER_USER)
+
+        valid_clicks = [p.value for p in plan if p.topic == "clicks" and p.reason is None]
+        valid_checkouts = [p.value for p in plan if p.topic == "checkouts" and p.reason is None]
+        expected = attribute(valid_clicks, valid_checkouts, users)
+        expected = {k: expected[k] for k in case_checkouts}
+        # The reference itself is checked on the cases whose answer is written down here.
+        assert {k: expected[k].click_id for k in ("co1", "co2", "co3", "co4", "co5", "co6", "co7")} == {
+            "co1": "c1",
+            "co2": None,
+            "co3": "c3",
+            "co4": None,
+            "co5": "c5-early",
+            "co6": "c6",
+            "co7": "c7-earlier",
+        }
+        assert [expected[k].click_id for k in ("co12-1", "co12-3", "co12-2")] == ["c12-a", "c12-a", "c12-b"]
+
+        final = wait_for_rows(settings, expected)
+        assert final == expected, diff(expected, final)
+        assert row_count(settings, case_checkouts) == len(case_checkouts)  # one row per checkout_id
+        assert final["co10"].user_name is None and final["co10"].click_id == "c10"
+
+        assert poll(
+            lambda: dead_letters(settings, [run.clicks, run.checkouts]) == expected_dead,
+            30,
+            "every bad record in commerce.dead_letters with its reason",
+        )
+        assert not rows(settings, ["bad-neg", "bad-huge", "bad-amt", "bad-nouser", "bad-fut"])
+
+        # Phase 2: a checkout whose time the watermark has already passed is still written.
+        run.writer.send(run.checkouts, checkout("co16-late", u[16], "p16", t(16)), 0)
+        late = poll(lambda: rows(settings, ["co16-late"]).get("co16-late"), 60, "the late checkout's row")
+        assert late.click_id in {None, "c16"}
+        assert late.checkout_time == t(16) and late.user_name == "user-16"
+        run.assert_healthy()
+
+
+def test_randomized_stream_matches_reference(settings: Settings) -> None:
+    """A few thousand generated events (sessions, repeat purchases, stale and orphan checkouts,
+    unknown users, timestamps up to 5 s out of order) against the reference."""
+    shape = TrafficShape(users=40, products=15, jitter_seconds=5.0, repeat_purchase_probability=0.3)
+    start = datetime(2024, 5, 1, 8, 0, 0)
+    events = list(simulated_events(seed=7, count=4000, start=start, events_per_second=0.5, shape=shape))
+    user_offset = 2_000_000  # keeps these users apart from other tests'
+    for _, event in events:
+        event["user_id"] += user_offset
+        event["checkout_id" if "checkout_id" in event else "click_id"] += "-r"
+    users = {user_offset + i: f"random-user-{i}" for i in range(1, shape.users + 1)}
+    insert_users(settings, users)
+
+    clicks = [e for topic, e in events if topic == "clicks"]
+    checkouts = [e for topic, e in events if topic == "checkouts"]
+    expected = attribute(clicks, checkouts, users)
+    attributed = sum(1 for a in expected.values() if a.click_id)
+    # The mix is meaningful: both outcomes, repeat purchases and unknown users are present.
+    assert 0.3 * len(expected) < attributed < 0.95 * len(expected), (attributed, len(expected))
+    assert any(a.user_name is None for a in expected.values())
+
+    rng = random.Random(3)
+    with pipeline(settings, "random") as run:
+        topic_of = {"clicks": run.clicks, "checkouts": run.checkouts}
+        for topic, event in events:
+            run.writer.send_async(topic_of[topic], event, rng.randrange(settings.topic_partitions))
+        last = max(datetime.strptime(e["datetime_occured"], "%Y-%m-%d %H:%M:%S.%f") for _, e in events)
+        run.flush_through(last + MIN, MARKER_USER)
+        actual = wait_for_rows(settings, expected)
+        assert actual == expected, diff(expected, actual)
+        run.assert_healthy()
+    print(
+        f"randomized: {len(events)} events, {len(expected)} checkouts, {attributed} attributed "
+        f"({fmt(start)} .. {fmt(last)})"
+    )
