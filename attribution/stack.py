@@ -402,6 +402,11 @@ def datagen_service(settings: Settings, extra_args: Sequence[str] = ()) -> Servi
     )
 
 
+def restart_taskmanager(settings: Settings) -> None:
+    """Starts the TaskManager again (after a crash); the JobManager reschedules the job on it."""
+    start(settings, flink_services(settings)[1])
+
+
 # --- schema and topics -----------------------------------------------------------------------
 def apply_schema(settings: Settings) -> None:
     import psycopg2

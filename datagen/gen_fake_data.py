@@ -236,7 +236,12 @@ class Producer:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    shape = TrafficShape(users=args.users, products=args.products, jitter_seconds=args.jitter_seconds)
+    shape = TrafficShape(
+        users=args.users,
+        products=args.products,
+        jitter_seconds=args.jitter_seconds,
+        max_checkout_delay_seconds=args.max_checkout_delay,
+    )
     pools = Pools.build(args.seed)
     if not args.no_users:
         seed_reference_data(settings, shape, pools)
@@ -294,6 +299,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--products", type=int, default=200, help="products (default 200)")
     parser.add_argument(
         "--jitter-seconds", type=float, default=5.0, help="max out-of-orderness of timestamps (default 5)"
+    )
+    parser.add_argument(
+        "--max-checkout-delay",
+        type=float,
+        default=60.0,
+        help="seconds between a session's clicks and its checkout, at most (default 60)",
     )
     parser.add_argument(
         "--start-time",
