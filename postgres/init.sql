@@ -56,8 +56,7 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS keep_earliest_attribution ON commerce.attributed_checkouts;
-CREATE TRIGGER keep_earliest_attribution
+CREATE OR REPLACE TRIGGER keep_earliest_attribution
     BEFORE UPDATE ON commerce.attributed_checkouts
     FOR EACH ROW EXECUTE FUNCTION commerce.keep_earliest_attribution();
 

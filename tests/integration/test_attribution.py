@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from attribution import job
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape, simulated_events
 from tests.integration.harness import (
@@ -233,6 +234,14 @@ def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(set
             "every bad record in commerce.dead_letters with its reason",
         )
         assert not rows(settings, ["bad-neg", "bad-huge", "bad-amt", "bad-nouser", "bad-fut"])
+        # ... and counted in a metric: records into the dead-letter sink.
+        poll(
+            lambda: (
+                job.vertex_metric(settings, run.job_id, "dead_letters", "read-records") == len(expected_dead)
+            ),
+            60,
+            "the dead-letter sink's record count metric",
+        )
 
         # Phase 2: a checkout whose time the watermark has already passed is still written.
         run.writer.send(run.checkouts, checkout("co16-late", u[16], "p16", t(16)), 0)
