@@ -8,7 +8,7 @@ CLI := $(PY) -m attribution
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job cancel datagen down status psql sql test unit-test integration-test lint clean reset
+.PHONY: help setup run up job stop-job cancel soak datagen down status psql sql test unit-test integration-test lint clean reset
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,13 +27,16 @@ setup: $(STAMP)  ## venv, pinned packages and connector jars
 	$(PY) -m attribution.deps
 
 run: setup  ## start the stack, the generator and the job; print where to look
-	$(CLI) run -- $(DATAGEN_ARGS)
+	$(CLI) run $(if $(FRESH),--fresh) -- $(DATAGEN_ARGS)
 
 up: setup  ## start broker, Postgres, Flink (and Prometheus if installed); create schema and topics
 	$(CLI) up
 
-job: setup  ## submit the job to the running cluster; returns once it is RUNNING
-	$(CLI) job
+job: setup  ## submit the job (resuming the latest checkpoint/savepoint; FRESH=1: without); returns once RUNNING
+	$(CLI) job $(if $(FRESH),--fresh)
+
+stop-job: setup  ## stop the job with a savepoint (the next `make job` resumes from it)
+	$(CLI) stop-job
 
 cancel: setup  ## cancel the running job
 	$(CLI) cancel
@@ -55,7 +58,7 @@ sql: setup  ## print the job's rendered SQL
 
 test: setup  ## lint, unit tests and integration tests on a separate embedded stack
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests
+	$(PY) -m pytest
 
 unit-test: setup
 	$(PY) -m pytest tests/unit
@@ -68,7 +71,10 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 reset: down  ## stop and delete all data, checkpoints and logs (keeps the venv and jars)
-	rm -rf .stack/postgres .stack/checkpoints .stack/logs .stack/pids .stack/prometheus .stack/test
+	rm -rf .stack/postgres .stack/checkpoints .stack/savepoints .stack/logs .stack/pids .stack/prometheus .stack/test
 
 clean: down  ## remove everything the project created
 	rm -rf .stack $(VENV)
+
+soak: setup  ## steady traffic for minutes on the running job; prints state size and heap (SOAK_ARGS=...)
+	$(PY) bench/soak.py $(SOAK_ARGS)

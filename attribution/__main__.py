@@ -31,12 +31,29 @@ def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
     if running:
         print(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
         return
+    restore = (
+        None
+        if getattr(args, "fresh", False)
+        else job.safe_restore_point(settings, getattr(args, "savepoint", None))
+    )
+    if restore:
+        print(f"Restoring state and offsets from {restore}  (`make job FRESH=1` starts without state)")
     print(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...", flush=True)
-    job_id = job.submit(settings, savepoint=getattr(args, "savepoint", None))
-    job.wait_until_running(settings, job_id)
+    job_id = job.submit(settings, savepoint=restore)
+    try:
+        job.wait_until_running(settings, job_id)
+    except job.JobError as error:
+        hint = " If the SQL changed since that state was written, start without it: `make job FRESH=1`."
+        raise job.JobError(f"{error}{hint if restore else ''}") from None
     print(
         f"{settings.job_name} is RUNNING (job id {job_id}): {settings.flink_rest_url}/#/job/running/{job_id}"
     )
+
+
+def cmd_stop_job(settings: Settings, _: argparse.Namespace) -> None:
+    for status in job.active_jobs(settings, settings.job_name):
+        location = job.stop_with_savepoint(settings, status.job_id)
+        print(f"stopped {status.job_id} with a savepoint: {location}  (`make job` resumes from it)")
 
 
 def cmd_cancel(settings: Settings, _: argparse.Namespace) -> None:
@@ -52,8 +69,8 @@ def cmd_datagen(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     cmd_up(settings, args)
+    cmd_job(settings, args)  # before the generator: a restore is only safe on empty topics
     cmd_datagen(settings, args)
-    cmd_job(settings, args)
     print(
         "\nThe pipeline is running.\n"
         f"  Flink web UI:   {settings.flink_rest_url}  (Jobs > Running Jobs > {settings.job_name})\n"
@@ -109,7 +126,8 @@ def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:
 COMMANDS = {
     "up": (cmd_up, "start broker, Postgres, Flink (and Prometheus if installed); create schema and topics"),
     "job": (cmd_job, "submit the job unless it already runs; return once it is RUNNING"),
-    "cancel": (cmd_cancel, "cancel the running job"),
+    "stop-job": (cmd_stop_job, "stop the job with a savepoint that the next `job` resumes from"),
+    "cancel": (cmd_cancel, "cancel the running job (its last checkpoint is kept)"),
     "datagen": (cmd_datagen, "start the generator in the background; arguments after -- go to it"),
     "run": (cmd_run, "up + datagen + job, then print the URLs and the query to watch"),
     "status": (cmd_status, "services, jobs and row counts"),
@@ -130,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if name in {"datagen", "run"}:
             command.add_argument("extra", nargs=argparse.REMAINDER, help="generator arguments after --")
-        if name == "job":
+        if name in {"job", "run"}:
             command.add_argument("--savepoint", help="restore from this savepoint / retained checkpoint")
+            command.add_argument(
+                "--fresh", action="store_true", help="ignore retained checkpoints and savepoints"
+            )
     args = parser.parse_args(argv)
     if getattr(args, "extra", None) and args.extra[0] == "--":
         args.extra = args.extra[1:]

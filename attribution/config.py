@@ -87,6 +87,9 @@ class Settings:
         86400,
         "Events stamped further ahead of their Kafka timestamp are dead-lettered (protects event time)",
     )
+    max_payload_chars: int = _setting(
+        "MAX_PAYLOAD_CHARS", 65536, "Longer records are dead-lettered (and stored cut to this length)"
+    )
     event_time_zone: str = _setting(
         "EVENT_TIME_ZONE", "UTC", "Time zone of datetime_occured (compared with Kafka timestamps)"
     )
@@ -168,6 +171,7 @@ class Settings:
             "checkpoint_interval_seconds",
             "sink_flush_rows",
             "state_ttl_seconds",
+            "max_payload_chars",
         ]
         for name in positive:
             if getattr(self, name) <= 0:

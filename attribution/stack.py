@@ -438,6 +438,27 @@ def create_topics(
         admin.close()
 
 
+def total_messages(settings: Settings, topics: Sequence[str]) -> int:
+    """Messages currently held for these topics (sum of end offsets; 0 for missing topics)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())
+        ]
+        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
+    finally:
+        consumer.close()
+
+
+def broker_started_at(settings: Settings) -> float | None:
+    """When the running broker was started (its pid file's time), or None if it is not running."""
+    if running_pid(settings, "broker") is None:
+        return None
+    return _pid_file(settings, "broker").stat().st_mtime
+
+
 # --- the whole stack -------------------------------------------------------------------------
 SERVICE_NAMES = ("datagen", "taskmanager", "jobmanager", "prometheus", "broker", "postgres")
 
@@ -449,6 +470,10 @@ def up(settings: Settings) -> None:
     ensure_connector_jars(settings)
     start(settings, postgres_service(settings))
     apply_schema(settings)
+    if running_pid(settings, "broker") is None:
+        # A new embedded broker starts with empty topics: a job still running against the old one
+        # would resume at offsets that mean nothing there. It is stopped before the broker starts.
+        drain_jobs(settings, "its broker is gone; a new one starts with empty topics")
     start(settings, broker_service(settings))
     create_topics(settings)
     for service in flink_services(settings):
@@ -464,7 +489,38 @@ def up(settings: Settings) -> None:
         start(settings, prometheus)
 
 
+def drain_jobs(settings: Settings, reason: str, timeout: float = 60.0) -> None:
+    """Stops every running job with drain (end of event time, so results still waiting for the
+    watermark are written) and a savepoint; cancels a job that cannot stop that way in time."""
+    import requests
+
+    url = settings.flink_rest_url
+    try:
+        jobs = requests.get(f"{url}/jobs/overview", timeout=2).json()["jobs"]
+    except (requests.RequestException, ValueError, KeyError):
+        return  # no cluster
+    active = [j for j in jobs if j["state"] in {"RUNNING", "RESTARTING", "CREATED", "INITIALIZING"}]
+    for job in active:
+        log(f"stopping job {job['name']} ({reason}): draining pending results, then a savepoint")
+        target = (settings.stack_path / "savepoints").as_uri()
+        requests.post(
+            f"{url}/jobs/{job['jid']}/stop", json={"drain": True, "targetDirectory": target}, timeout=10
+        )
+    deadline = time.monotonic() + timeout
+    for job in active:
+        while time.monotonic() < deadline:
+            state = requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["state"]
+            if state in {"FINISHED", "CANCELED", "FAILED"}:
+                break
+            time.sleep(0.5)
+        else:
+            log(f"job {job['jid']} did not drain within {timeout:.0f}s: cancelling it")
+            requests.patch(f"{url}/jobs/{job['jid']}?mode=cancel", timeout=10)
+
+
 def down(settings: Settings) -> None:
+    stop(settings, "datagen")
+    drain_jobs(settings, "stack going down")
     for name in SERVICE_NAMES:
         stop(settings, name, signal.SIGINT if name == "postgres" else signal.SIGTERM)
     busy = [p for p in _stack_ports(settings) if port_open(p)]

@@ -264,7 +264,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         while not stopping and (args.count is None or sent < args.count):
             if simulated_start is not None:
-                now = simulated_start + timedelta(seconds=sent / args.rate)
+                now = simulated_start + timedelta(seconds=sent / args.rate * args.time_scale)
             else:
                 now = datetime.now(UTC).replace(tzinfo=None)
             topic, event = generator.next_event(now)
@@ -311,6 +311,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="simulate the clock from this ISO time, advancing 1/rate s per event (reproducible)",
     )
     parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="with --start-time: simulated seconds per second of sending (default 1)",
+    )
+    parser.add_argument(
         "--as-fast-as-possible",
         action="store_true",
         help="no rate limit (with --start-time, the simulated clock still advances 1/rate s per event)",
@@ -319,6 +325,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be > 0")
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be > 0")
     return args
 
 

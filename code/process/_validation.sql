@@ -4,6 +4,8 @@
 {% macro common_reject_reason(id_field) -%}
 CASE
     WHEN payload IS NULL OR CHAR_LENGTH(payload) = 0 THEN 'empty_payload'
+    -- An event is a few hundred bytes; megabytes of it are a producer bug, not a checkout.
+    WHEN CHAR_LENGTH(payload) > {{ cfg.max_payload_chars }} THEN 'payload_too_large'
     WHEN NOT (payload IS JSON OBJECT) THEN 'not_json_object'
     -- Postgres text cannot hold NUL characters: writing one would fail the sink on every retry.
     WHEN POSITION(CHR(0) IN payload) > 0 OR POSITION('\u0000' IN payload) > 0 THEN 'nul_character'
@@ -33,7 +35,7 @@ NULLIF(TRIM(JSON_VALUE(payload, '$.{{ field }}')), '')
     kafka_offset AS source_offset,
     {{ reason }} AS reason,
     -- Stored for inspection and replay; capped so that one oversized record cannot bloat the table.
-    SUBSTRING(REPLACE(COALESCE(payload, ''), CHR(0), ''), 1, 65536) AS payload,
+    SUBSTRING(REPLACE(COALESCE(payload, ''), CHR(0), ''), 1, {{ cfg.max_payload_chars }}) AS payload,
     CHAR_LENGTH(payload) AS payload_chars,
     CAST(kafka_timestamp AS TIMESTAMP(3)) AS kafka_timestamp
 {%- endmacro %}

@@ -28,6 +28,8 @@ CREATE TABLE {{ table }} (
     'properties.bootstrap.servers' = {{ cfg.kafka_bootstrap_servers | sql_string }},
     'properties.group.id' = {{ cfg.consumer_group_id | sql_string }},
     'properties.auto.offset.reset' = 'earliest',
+    -- A missing topic is an error to see, not something to create with the broker's defaults.
+    'properties.allow.auto.create.topics' = 'false',
     'scan.startup.mode' = {{ cfg.scan_startup_mode | sql_string }},
     'scan.watermark.idle-timeout' = '{{ cfg.source_idle_timeout_seconds }} s',
     'format' = 'raw',

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +19,8 @@ from kafka import KafkaProducer
 
 from attribution import job, stack
 from attribution.config import Settings
-from tests.reference import Attribution
+from datagen.gen_fake_data import TrafficShape, simulated_events
+from tests.reference import Attribution, attribute, parse_time
 
 T = TypeVar("T")
 
@@ -79,6 +81,25 @@ class PipelineRun:
     settings: Settings
     job_id: str
     writer: EventWriter
+    env: dict[str, str]
+
+    def resubmit(self, savepoint: str | None) -> None:
+        """Submits the same job again (after a crash), from `savepoint` if given."""
+        self.job_id = job.submit(self.settings, env=self.env, savepoint=savepoint)
+        job.wait_until_running(self.settings, self.job_id)
+
+    def send_all(self, events: list[tuple[str, dict]], rng: random.Random) -> None:
+        topic_of = {"clicks": self.clicks, "checkouts": self.checkouts}
+        for topic, event in events:
+            self.writer.send_async(topic_of[topic], event, rng.randrange(self.settings.topic_partitions))
+        self.writer.producer.flush()
+
+    def checkpoints_completed(self) -> int:
+        return job._get(self.settings, f"/jobs/{self.job_id}/checkpoints")["counts"]["completed"]
+
+    def wait_for_new_checkpoint(self) -> None:
+        before = self.checkpoints_completed()
+        poll(lambda: self.checkpoints_completed() > before, 60, "a completed checkpoint")
 
     @property
     def clicks(self) -> str:
@@ -168,10 +189,12 @@ def pipeline(settings: Settings, name: str) -> Iterator[PipelineRun]:
     writer = EventWriter(run_settings)
     try:
         job.wait_until_running(run_settings, job_id)
-        yield PipelineRun(run_settings, job_id, writer)
+        run = PipelineRun(run_settings, job_id, writer, env)
+        yield run
     finally:
         writer.close()
-        job.cancel(run_settings, job_id)
+        for active in job.active_jobs(run_settings, env["JOB_NAME"]):
+            job.cancel(run_settings, active.job_id)
 
 
 def rows(settings: Settings, checkout_ids: list[str]) -> dict[str, Attribution]:
@@ -237,3 +260,38 @@ def diff(expected: dict[str, Attribution], actual: dict[str, Attribution]) -> st
         if expected.get(key) != actual.get(key):
             lines.append(f"{key}:\n   expected {expected.get(key)}\n   actual   {actual.get(key)}")
     return "\n".join(lines[:30]) + (f"\n... {len(lines) - 30} more" if len(lines) > 30 else "")
+
+
+@dataclass(frozen=True)
+class Workload:
+    events: list[tuple[str, dict]]
+    users: dict[int, str]
+    expected: dict[str, Attribution]
+
+    @property
+    def last_event_time(self) -> datetime:
+        return max(parse_time(e["datetime_occured"]) for _, e in self.events)
+
+
+def workload(
+    settings: Settings,
+    seed: int,
+    count: int,
+    user_offset: int,
+    start: datetime,
+    shape: TrafficShape | None = None,
+) -> Workload:
+    """Generated traffic on a simulated clock, with ids and users of its own, its users inserted
+    into commerce.users, and the reference's answer."""
+    shape = shape or TrafficShape(users=30, products=10, jitter_seconds=5.0)
+    events = list(simulated_events(seed, count, start, events_per_second=0.5, shape=shape))
+    suffix = f"-{user_offset}"
+    for _, event in events:
+        event["user_id"] += user_offset
+        event["checkout_id" if "checkout_id" in event else "click_id"] += suffix
+    users = {user_offset + i: f"user-{user_offset + i}" for i in range(1, shape.users + 1)}
+    insert_users(settings, users)
+    expected = attribute(
+        [e for t, e in events if t == "clicks"], [e for t, e in events if t == "checkouts"], users
+    )
+    return Workload(events, users, expected)

@@ -14,19 +14,19 @@ import pytest
 
 from attribution import job
 from attribution.config import Settings
-from datagen.gen_fake_data import TrafficShape, simulated_events
+from datagen.gen_fake_data import TrafficShape
 from tests.integration.harness import (
     checkout,
     click,
     dead_letters,
     diff,
-    fmt,
     insert_users,
     pipeline,
     poll,
     row_count,
     rows,
     wait_for_rows,
+    workload,
 )
 from tests.reference import attribute
 
@@ -170,6 +170,7 @@ def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(set
             "datetime_occured_in_future",
         ),
         ("clicks", {**ok_click, "click_id": "bad-nul", "url": "a\u0000b"}, "nul_character"),
+        ("clicks", {**ok_click, "click_id": "bad-big", "url": "x" * 70_000}, "payload_too_large"),
         ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
         (
             "checkouts",
@@ -255,34 +256,18 @@ def test_randomized_stream_matches_reference(settings: Settings) -> None:
     """A few thousand generated events (sessions, repeat purchases, stale and orphan checkouts,
     unknown users, timestamps up to 5 s out of order) against the reference."""
     shape = TrafficShape(users=40, products=15, jitter_seconds=5.0, repeat_purchase_probability=0.3)
-    start = datetime(2024, 5, 1, 8, 0, 0)
-    events = list(simulated_events(seed=7, count=4000, start=start, events_per_second=0.5, shape=shape))
-    user_offset = 2_000_000  # keeps these users apart from other tests'
-    for _, event in events:
-        event["user_id"] += user_offset
-        event["checkout_id" if "checkout_id" in event else "click_id"] += "-r"
-    users = {user_offset + i: f"random-user-{i}" for i in range(1, shape.users + 1)}
-    insert_users(settings, users)
-
-    clicks = [e for topic, e in events if topic == "clicks"]
-    checkouts = [e for topic, e in events if topic == "checkouts"]
-    expected = attribute(clicks, checkouts, users)
-    attributed = sum(1 for a in expected.values() if a.click_id)
-    # The mix is meaningful: both outcomes, repeat purchases and unknown users are present.
-    assert 0.3 * len(expected) < attributed < 0.95 * len(expected), (attributed, len(expected))
-    assert any(a.user_name is None for a in expected.values())
-
-    rng = random.Random(3)
-    with pipeline(settings, "random") as run:
-        topic_of = {"clicks": run.clicks, "checkouts": run.checkouts}
-        for topic, event in events:
-            run.writer.send_async(topic_of[topic], event, rng.randrange(settings.topic_partitions))
-        last = max(datetime.strptime(e["datetime_occured"], "%Y-%m-%d %H:%M:%S.%f") for _, e in events)
-        run.flush_through(last + MIN, MARKER_USER)
-        actual = wait_for_rows(settings, expected)
-        assert actual == expected, diff(expected, actual)
-        run.assert_healthy()
-    print(
-        f"randomized: {len(events)} events, {len(expected)} checkouts, {attributed} attributed "
-        f"({fmt(start)} .. {fmt(last)})"
+    load = workload(
+        settings, seed=7, count=4000, user_offset=2_000_000, start=datetime(2024, 5, 1, 8), shape=shape
     )
+    attributed = sum(1 for a in load.expected.values() if a.click_id)
+    # The mix is meaningful: both outcomes and unknown users are present.
+    assert 0.3 * len(load.expected) < attributed < 0.95 * len(load.expected), (attributed, len(load.expected))
+    assert any(a.user_name is None for a in load.expected.values())
+
+    with pipeline(settings, "random") as run:
+        run.send_all(load.events, random.Random(3))
+        run.flush_through(load.last_event_time + MIN, MARKER_USER)
+        actual = wait_for_rows(settings, load.expected)
+        assert actual == load.expected, diff(load.expected, actual)
+        run.assert_healthy()
+    print(f"\nrandomized: {len(load.events)} events, {len(load.expected)} checkouts, {attributed} attributed")

@@ -1,0 +1,133 @@
+"""Soak run: steady traffic for minutes while sampling Flink's own metrics, to show that state and
+heap stay flat once the attribution window is full.
+
+The generator runs on a simulated clock that is --time-scale times faster than the wall clock, so
+the one-hour attribution window fills in 60/time-scale minutes and the run then shows whether
+anything still grows. Needs the embedded stack and the job (`make up job`). Not a test: it prints
+a table and writes JSON under STACK_DIR/bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import requests
+
+from attribution import job
+from attribution.config import Settings
+
+
+def rest(settings: Settings, path: str) -> dict:
+    return requests.get(f"{settings.flink_rest_url}{path}", timeout=10).json()
+
+
+def taskmanager_heap(settings: Settings) -> float:
+    """Heap used in MiB, summed over TaskManagers."""
+    total = 0.0
+    for tm in rest(settings, "/taskmanagers")["taskmanagers"]:
+        metrics = rest(settings, f"/taskmanagers/{tm['id']}/metrics?get=Status.JVM.Memory.Heap.Used")
+        total += float(metrics[0]["value"]) / 2**20 if metrics else 0.0
+    return total
+
+
+def sample(settings: Settings, job_id: str) -> dict:
+    checkpoints = rest(settings, f"/jobs/{job_id}/checkpoints")
+    latest = (checkpoints.get("latest") or {}).get("completed") or {}
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*), max(checkout_time) FROM {settings.sink_table}")
+        rows, newest = cur.fetchone()
+    conn.close()
+    return {
+        "at": time.time(),
+        "checkpoint_id": latest.get("id"),
+        "state_mib": round(latest.get("state_size", 0) / 2**20, 2),
+        "checkpointed_mib": round(latest.get("checkpointed_size", 0) / 2**20, 2),
+        "checkpoint_ms": latest.get("end_to_end_duration"),
+        "heap_mib": round(taskmanager_heap(settings), 1),
+        "rows": rows,
+        "event_time": newest.isoformat(sep=" ") if newest else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the run (default 10)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
+    parser.add_argument("--time-scale", type=float, default=30.0, help="simulated seconds per second (30)")
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between samples (default 30)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    running = job.active_jobs(settings, settings.job_name)
+    if not running:
+        print("no running job: start it with `make up job`", file=sys.stderr)
+        return 1
+    job_id = running[0].job_id
+    start = (datetime.now(UTC) - timedelta(hours=12)).replace(tzinfo=None)
+    generator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "datagen",
+            "--rate",
+            str(args.rate),
+            "--time-scale",
+            str(args.time_scale),
+            "--start-time",
+            start.isoformat(),
+            "--seed",
+            "99",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    samples = []
+    deadline = time.monotonic() + args.minutes * 60
+    try:
+        header = ("min", "event time", "rows", "state MiB", "ckpt MiB", "ckpt ms", "heap MiB")
+        print("{:>5} {:>23} {:>9} {:>9} {:>8} {:>7} {:>8}".format(*header))
+        began = time.monotonic()
+        while time.monotonic() < deadline and generator.poll() is None:
+            time.sleep(args.every)
+            s = sample(settings, job_id)
+            samples.append(s)
+            print(
+                f"{(time.monotonic() - began) / 60:5.1f} {s['event_time'] or '-':>23} {s['rows']:9d} "
+                f"{s['state_mib']:9.2f} {s['checkpointed_mib']:8.2f} {s['checkpoint_ms'] or 0:7d} "
+                f"{s['heap_mib']:8.1f}",
+                flush=True,
+            )
+    finally:
+        generator.terminate()
+        generator.wait(30)
+    window_full = samples[len(samples) // 2 :]  # the second half of the run
+    summary = {
+        "args": vars(args),
+        "samples": samples,
+        "second_half_state_mib": {
+            "min": min(s["state_mib"] for s in window_full),
+            "median": statistics.median(s["state_mib"] for s in window_full),
+            "max": max(s["state_mib"] for s in window_full),
+        },
+        "second_half_heap_mib_median": statistics.median(s["heap_mib"] for s in window_full),
+    }
+    out = Path(settings.stack_dir) / "bench" / f"soak-{int(time.time())}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    print(
+        f"second half: state {summary['second_half_state_mib']} MiB, heap median "
+        f"{summary['second_half_heap_mib_median']} MiB\nsaved {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
