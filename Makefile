@@ -8,7 +8,7 @@ CLI := $(PY) -m attribution
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job stop-job cancel soak datagen down status psql sql test unit-test integration-test lint clean reset
+.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint clean reset
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -e '.[dev,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## venv, pinned packages and connector jars
@@ -78,3 +78,6 @@ clean: down  ## remove everything the project created
 
 soak: setup  ## steady traffic for minutes on the running job; prints state size and heap (SOAK_ARGS=...)
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+bench: setup  ## generator, burst, latency and pass-through benchmarks on the embedded stack (BENCH_ARGS=...)
+	$(PY) bench/bench.py $(BENCH_ARGS)

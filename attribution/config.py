@@ -94,7 +94,9 @@ class Settings:
         "EVENT_TIME_ZONE", "UTC", "Time zone of datetime_occured (compared with Kafka timestamps)"
     )
     state_ttl_seconds: int = _setting(
-        "ATTRIBUTION_STATE_TTL_SECONDS", 7200, "How long per-checkout ranking state is kept"
+        "ATTRIBUTION_STATE_TTL_SECONDS",
+        600,
+        "How long per-checkout ranking state is kept (updates come within the out-of-orderness bound)",
     )
     lookup_cache_rows: int = _setting("LOOKUP_CACHE_ROWS", 100_000, "Users kept in the lookup cache")
     lookup_cache_ttl_seconds: int = _setting(

@@ -84,11 +84,18 @@ def root_exception(settings: Settings, job_id: str) -> str:
     return "(no exception recorded)"
 
 
-def submit(settings: Settings, env: dict[str, str] | None = None, savepoint: str | None = None) -> str:
+def submit(
+    settings: Settings,
+    env: dict[str, str] | None = None,
+    savepoint: str | None = None,
+    insert_templates: tuple[str, ...] = (),
+) -> str:
     """Runs the driver in its own process (it starts a JVM) and returns the new job's id."""
     argv = [sys.executable, str(DRIVER)]
     if savepoint:
         argv += ["--savepoint", savepoint]
+    for template in insert_templates:
+        argv += ["--insert-template", template]
     result = subprocess.run(argv, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise JobError(f"job submission failed:\n{result.stderr[-4000:]}")

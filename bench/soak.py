@@ -38,11 +38,15 @@ def taskmanager_heap(settings: Settings) -> float:
     return total
 
 
-def sample(settings: Settings, job_id: str) -> dict:
+def sample(settings: Settings, job_id: str, since: float) -> dict:
     checkpoints = rest(settings, f"/jobs/{job_id}/checkpoints")
     latest = (checkpoints.get("latest") or {}).get("completed") or {}
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT count(*), max(checkout_time) FROM {settings.sink_table}")
+        cur.execute(
+            f"SELECT count(*), max(checkout_time) FILTER (WHERE updated_at > to_timestamp(%s)) "
+            f"FROM {settings.sink_table}",
+            (since,),
+        )
         rows, newest = cur.fetchone()
     conn.close()
     return {
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout=subprocess.DEVNULL,
     )
     samples = []
+    since = time.time()
     deadline = time.monotonic() + args.minutes * 60
     try:
         header = ("min", "event time", "rows", "state MiB", "ckpt MiB", "ckpt ms", "heap MiB")
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         while time.monotonic() < deadline and generator.poll() is None:
             time.sleep(args.every)
-            s = sample(settings, job_id)
+            s = sample(settings, job_id, since)
             samples.append(s)
             print(
                 f"{(time.monotonic() - began) / 60:5.1f} {s['event_time'] or '-':>23} {s['rows']:9d} "

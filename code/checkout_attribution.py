@@ -12,7 +12,7 @@ import sys
 
 from attribution.config import Settings, describe
 from attribution.deps import connector_jars
-from attribution.sql import job_sql
+from attribution.sql import job_sql, render
 
 
 def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[str, str]:
@@ -45,8 +45,9 @@ def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[
     return conf
 
 
-def submit(settings: Settings, savepoint: str | None = None) -> str:
-    """Submit the job (detached) and return its id."""
+def submit(settings: Settings, savepoint: str | None = None, inserts: tuple[str, ...] | None = None) -> str:
+    """Submit the job (detached) and return its id. `inserts` replaces the job's INSERT templates
+    (the benchmark's pass-through baseline); a template may start with its own DDL statements."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     env_settings = EnvironmentSettings.new_instance().in_streaming_mode().build()
@@ -58,7 +59,12 @@ def submit(settings: Settings, savepoint: str | None = None) -> str:
     for statement in sql.ddl:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()
-    for statement in sql.inserts:
+    for template in inserts or ():
+        *ddl, insert = [part.strip() for part in render(template, settings).split(";") if part.strip()]
+        for statement in ddl:
+            t_env.execute_sql(statement)
+        statements.add_insert_sql(insert)
+    for statement in () if inserts else sql.inserts:
         statements.add_insert_sql(statement)
     result = statements.execute()
     return str(result.get_job_client().get_job_id())
@@ -72,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--print-sql", action="store_true", help="print the rendered SQL and exit")
     parser.add_argument("--savepoint", help="restore from this savepoint or retained checkpoint path")
+    parser.add_argument(
+        "--insert-template",
+        action="append",
+        help="run this template (under code/) instead of the job's INSERTs; for benchmarks",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.print_sql:
         print(job_sql(settings).script())
         return 0
-    print(submit(settings, args.savepoint))
+    print(submit(settings, args.savepoint, tuple(args.insert_template or ())))
     return 0
 
 

@@ -1,3 +1,4 @@
+{% from "sink/_jdbc.sql" import jdbc_options, sink_options with context %}
 -- One row per checkout_id, upserted (INSERT ... ON CONFLICT (checkout_id) DO UPDATE).
 CREATE TABLE attributed_checkouts (
     checkout_id STRING,
@@ -15,12 +16,6 @@ CREATE TABLE attributed_checkouts (
     click_time TIMESTAMP(3),
     PRIMARY KEY (checkout_id) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc',
-    'url' = {{ cfg.jdbc_url | sql_string }},
-    'table-name' = {{ cfg.sink_table | sql_string }},
-    'username' = {{ cfg.postgres_user | sql_string }},
-    'password' = {{ cfg.postgres_password | sql_string }},
-    'sink.buffer-flush.max-rows' = '{{ cfg.sink_flush_rows }}',
-    'sink.buffer-flush.interval' = '{{ cfg.sink_flush_interval_ms }} ms',
-    'sink.max-retries' = '{{ cfg.sink_max_retries }}'
+    {{ jdbc_options(cfg.sink_table) }},
+    {{ sink_options() }}
 )

@@ -1,3 +1,4 @@
+{% from "sink/_jdbc.sql" import jdbc_options, sink_options with context %}
 -- Rejected records; the row count of this sink is the job's malformed-record counter.
 CREATE TABLE dead_letters (
     source_topic STRING,
@@ -9,12 +10,6 @@ CREATE TABLE dead_letters (
     kafka_timestamp TIMESTAMP(3),
     PRIMARY KEY (source_topic, source_partition, source_offset) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc',
-    'url' = {{ cfg.jdbc_url | sql_string }},
-    'table-name' = {{ cfg.dead_letter_table | sql_string }},
-    'username' = {{ cfg.postgres_user | sql_string }},
-    'password' = {{ cfg.postgres_password | sql_string }},
-    'sink.buffer-flush.max-rows' = '{{ cfg.sink_flush_rows }}',
-    'sink.buffer-flush.interval' = '{{ cfg.sink_flush_interval_ms }} ms',
-    'sink.max-retries' = '{{ cfg.sink_max_retries }}'
+    {{ jdbc_options(cfg.dead_letter_table) }},
+    {{ sink_options() }}
 )

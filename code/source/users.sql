@@ -1,3 +1,4 @@
+{% from "sink/_jdbc.sql" import jdbc_options, sink_options with context %}
 -- User names for enrichment, looked up per checkout and cached: without the cache every checkout
 -- is a Postgres round trip. Misses are cached too (an unknown user is common in bad traffic), for
 -- at most LOOKUP_CACHE_TTL_SECONDS, after which a newly registered user is seen.
@@ -6,11 +7,7 @@ CREATE TABLE users (
     username STRING,
     PRIMARY KEY (id) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc',
-    'url' = {{ cfg.jdbc_url | sql_string }},
-    'table-name' = {{ cfg.users_table | sql_string }},
-    'username' = {{ cfg.postgres_user | sql_string }},
-    'password' = {{ cfg.postgres_password | sql_string }},
+    {{ jdbc_options(cfg.users_table) }},
     'lookup.cache' = 'PARTIAL',
     'lookup.partial-cache.max-rows' = '{{ cfg.lookup_cache_rows }}',
     'lookup.partial-cache.expire-after-write' = '{{ cfg.lookup_cache_ttl_seconds }} s',

@@ -11,18 +11,18 @@ import pytest
 
 from attribution.config import PROJECT_ROOT
 
-TEST_STACK = {
-    "STACK_DIR": str(PROJECT_ROOT / ".stack" / "test"),
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
-    "POSTGRES_HOST": "127.0.0.1",
-    "POSTGRES_PORT": "15432",
-    "FLINK_REST_PORT": "18081",
-    "FLINK_RPC_PORT": "16123",
-    "FLINK_METRICS_PORTS": "9270-9280",
-    "PROMETHEUS_PORT": "19090",
-    # Fast checkpoints so that recovery tests do not wait long.
-    "CHECKPOINT_INTERVAL_SECONDS": "3",
-}
+
+def _test_stack_env() -> dict[str, str]:
+    env = {}
+    for line in (PROJECT_ROOT / "tests" / "integration" / "test-stack.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    env["STACK_DIR"] = str(PROJECT_ROOT / env["STACK_DIR"])
+    return env
+
+
+TEST_STACK = _test_stack_env()
 os.environ.update(TEST_STACK)
 
 from attribution import stack  # noqa: E402

@@ -1,0 +1,420 @@
+"""Benchmarks of the embedded stack (`make bench`): generator, burst, steady-rate latency, and a
+pass-through baseline, each repeated; prints medians and ratios and saves JSON under
+STACK_DIR/bench/. Not a test: it measures, it does not assert.
+
+  generator    events/s from one process into the broker (pre-serialised events, one producer)
+  burst        N events (3 clicks : 1 checkout) produced as fast as possible, from the first send
+               to the last checkout row visible in Postgres
+  passthrough  the same N events read and parsed by a job that writes to a blackhole sink
+  latency      100 checkouts/s (plus 300 clicks/s) for a while; produce -> row visible, for
+               attributed checkouts (updated_at minus the time the checkout was sent)
+
+Each run uses fresh topics and its own job, on the running stack (`make up`; started if absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import psycopg2
+from kafka import KafkaProducer
+
+from attribution import job, stack
+from attribution.config import Settings
+
+FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+USERS = 5000  # bench users: ids 10_000_001 ..
+USER_BASE = 10_000_000
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime(FORMAT)[:-3]
+
+
+def workload(
+    tag: str, checkouts: int, start: datetime, step: timedelta, first: int = 0
+) -> list[tuple[str, bytes, bytes]]:
+    """(topic kind, key, value) triples: per checkout, three clicks on the same product in the
+    seconds before it. Serialised once, up front, so that producing measures producing."""
+    out = []
+    for i in range(first, first + checkouts):
+        user = USER_BASE + 1 + i % USERS
+        product = str(i % 500)
+        at = start + i * step
+        key = str(user).encode()
+        for c in range(3):
+            click = {
+                "click_id": f"{tag}-k{i}-{c}",
+                "user_id": user,
+                "product_id": product,
+                "product": "p",
+                "price": 1.5,
+                "url": "u",
+                "user_agent": "a",
+                "ip_address": "1.2.3.4",
+                "datetime_occured": stamp(at - timedelta(seconds=3 - c)),
+            }
+            out.append(("clicks", key, json.dumps(click).encode()))
+        checkout = {
+            "checkout_id": f"{tag}-c{i}",
+            "user_id": user,
+            "product_id": product,
+            "payment_method": "VISA",
+            "total_amount": 10.5,
+            "shipping_address": "s",
+            "billing_address": "b",
+            "user_agent": "a",
+            "ip_address": "1.2.3.4",
+            "datetime_occured": stamp(at),
+        }
+        out.append(("checkouts", key, json.dumps(checkout).encode()))
+    return out
+
+
+class Sender:
+    """One long-lived producer of either client, batching; `client` is kafka-python or confluent."""
+
+    def __init__(self, settings: Settings, client: str = "confluent") -> None:
+        self.client = client
+        if client == "confluent":
+            from confluent_kafka import Producer
+
+            self._p = Producer(
+                {
+                    "bootstrap.servers": settings.kafka_bootstrap_servers,
+                    "acks": 1,
+                    "linger.ms": 20,
+                    "batch.size": 1_000_000,
+                    "queue.buffering.max.messages": 1_000_000,
+                }
+            )
+        else:
+            self._p = KafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                acks=1,
+                linger_ms=20,
+                batch_size=512 * 1024,
+            )
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None) -> None:
+        if self.client != "confluent":
+            self._p.send(topic, key=key, value=value, partition=partition)
+            return
+        while True:
+            try:
+                if partition is None:
+                    self._p.produce(topic, value=value, key=key)
+                else:
+                    self._p.produce(topic, value=value, key=key, partition=partition)
+                self._p.poll(0)
+                return
+            except BufferError:  # local queue full: let the network catch up
+                self._p.poll(0.05)
+
+    def flush(self) -> None:
+        self._p.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self.client != "confluent":
+            self._p.close()
+
+
+def produce(
+    settings: Settings,
+    events: list[tuple[str, bytes, bytes]],
+    topics: dict[str, str],
+    client: str = "confluent",
+) -> float:
+    """Sends everything as fast as possible; returns seconds until all are acknowledged."""
+    p = Sender(settings, client)
+    began = time.perf_counter()
+    for kind, key, value in events:
+        p.send(topics[kind], value, key)
+    p.flush()
+    elapsed = time.perf_counter() - began
+    p.close()
+    return elapsed
+
+
+def advance(settings: Settings, topics: dict[str, str], to: datetime) -> None:
+    """A click and a checkout stamped `to` on every partition, so event time passes everything."""
+    p = Sender(settings)
+    for kind, name in topics.items():
+        for partition in range(settings.topic_partitions):
+            body = {
+                "user_id": 1,
+                "product_id": "wm",
+                "datetime_occured": stamp(to),
+                ("click_id" if kind == "clicks" else "checkout_id"): f"wm-{uuid.uuid4()}",
+            }
+            p.send(name, json.dumps(body).encode(), partition=partition)
+    p.close()
+
+
+class ResourceSampler:
+    """CPU (mean %, of one core) and peak RSS of each stack service (the process and all its
+    descendants, looked up at every sample, as Postgres forks a backend per connection) and of
+    this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.groups = {name: pid for name, pid in stack.status(settings).items() if pid}
+        self.cpu: dict[str, list[float]] = {n: [] for n in [*self.groups, "bench (producer)"]}
+        self.rss: dict[str, float] = dict.fromkeys(self.cpu, 0.0)
+        self._known: dict[int, psutil.Process] = {}  # cpu_percent() needs the same object each time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _members(self) -> dict[str, list[psutil.Process]]:
+        members: dict[str, list[psutil.Process]] = {
+            "bench (producer)": [self._known.setdefault(os.getpid(), psutil.Process())]
+        }
+        for name, pid in self.groups.items():
+            try:
+                root = self._known.setdefault(pid, psutil.Process(pid))
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                family = []
+            members[name] = [self._known.setdefault(p.pid, p) for p in family]
+        return members
+
+    def _run(self) -> None:
+        for group in self._members().values():
+            for p in group:
+                _safe(p.cpu_percent)
+        while not self._stop.wait(0.5):
+            for name, group in self._members().items():
+                self.cpu[name].append(sum(_safe(p.cpu_percent) or 0.0 for p in group))
+                rss = sum((_safe(lambda p=p: p.memory_info().rss) or 0) for p in group) / 2**20
+                self.rss[name] = max(self.rss[name], rss)
+
+    def __enter__(self) -> ResourceSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            n: {"cpu_pct": round(statistics.mean(v), 1) if v else 0.0, "peak_rss_mib": round(self.rss[n])}
+            for n, v in self.cpu.items()
+        }
+
+
+def _safe(call: Callable[[], float]) -> float | None:
+    try:
+        return call()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+class BenchJob:
+    """A job (the attribution job or the pass-through) on fresh topics."""
+
+    def __init__(self, settings: Settings, name: str, insert_templates: tuple[str, ...] = ()) -> None:
+        tag = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.tag = tag
+        self.settings = replace(
+            settings, clicks_topic=f"bench-clicks-{tag}", checkouts_topic=f"bench-checkouts-{tag}"
+        )
+        self.topics = {"clicks": self.settings.clicks_topic, "checkouts": self.settings.checkouts_topic}
+        stack.create_topics(self.settings, list(self.topics.values()))
+        env = {
+            **os.environ,
+            "CLICKS_TOPIC": self.topics["clicks"],
+            "CHECKOUTS_TOPIC": self.topics["checkouts"],
+            "JOB_NAME": f"bench-{tag}",
+            "KAFKA_CONSUMER_GROUP": f"bench-{tag}",
+        }
+        self.job_id = job.submit(self.settings, env=env, insert_templates=insert_templates)
+        job.wait_until_running(self.settings, self.job_id)
+
+    def cancel(self) -> None:
+        job.cancel(self.settings, self.job_id)
+
+
+def count_rows(settings: Settings, prefix: str) -> int:
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {settings.sink_table} WHERE checkout_id LIKE %s", (prefix + "%",))
+        (n,) = cur.fetchone()
+    conn.close()
+    return n
+
+
+def wait(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark run did not complete")
+        time.sleep(0.05)
+
+
+def run_generator(settings: Settings, events: int) -> dict:
+    """Both clients on the same pre-serialised events, one after the other."""
+    result: dict = {}
+    data = workload("gen", events // 4, datetime(2024, 1, 1), timedelta(milliseconds=10))
+    for client in ("kafka-python", "confluent"):
+        topics = {kind: f"bench-gen-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("clicks", "checkouts")}
+        stack.create_topics(settings, list(topics.values()))
+        with ResourceSampler(settings) as sampler:
+            seconds = produce(settings, data, topics, client)
+        result[f"{client}_events_per_s"] = round(len(data) / seconds)
+        result["resources"] = sampler.summary()
+    return result
+
+
+def run_burst(settings: Settings, events: int, passthrough: bool) -> dict:
+    name = "pass" if passthrough else "burst"
+    bench = BenchJob(settings, name, ("process/passthrough_benchmark.sql",) if passthrough else ())
+    try:
+        checkouts = events // 4
+        start = datetime(2024, 1, 1)
+        data = workload(bench.tag, checkouts, start, timedelta(milliseconds=10))
+        with ResourceSampler(settings) as sampler:
+            began = time.perf_counter()
+            produce(settings, data, bench.topics)
+            if passthrough:
+                total = len(data)
+                wait(
+                    lambda: (
+                        job.vertex_metric(bench.settings, bench.job_id, "blackhole", "read-records") >= total
+                    ),
+                    600,
+                )
+            else:
+                advance(
+                    settings,
+                    bench.topics,
+                    start + checkouts * timedelta(milliseconds=10) + timedelta(minutes=2),
+                )
+                wait(lambda: count_rows(settings, f"{bench.tag}-c") >= checkouts, 600)
+            seconds = time.perf_counter() - began
+        return {
+            "events": len(data),
+            "seconds": round(seconds, 2),
+            "events_per_s": round(len(data) / seconds),
+            "resources": sampler.summary(),
+        }
+    finally:
+        bench.cancel()
+
+
+def run_latency(settings: Settings, seconds: float, checkouts_per_s: float) -> dict:
+    bench = BenchJob(settings, "latency")
+    try:
+        p = Sender(settings)
+        sent_at: dict[str, float] = {}
+        n = int(seconds * checkouts_per_s)
+        with ResourceSampler(settings) as sampler:
+            began = time.monotonic()
+            for i in range(n):
+                due = began + i / checkouts_per_s
+                if (ahead := due - time.monotonic()) > 0:
+                    time.sleep(ahead)
+                now = datetime.now(UTC).replace(tzinfo=None)
+                # Distinct users and products per checkout (first=i), as in real traffic.
+                for kind, key, value in workload(bench.tag, 1, now, timedelta(0), first=i):
+                    p.send(bench.topics[kind], value, key)
+                sent_at[f"{bench.tag}-c{i}"] = time.time()
+            p.flush()
+            wait(lambda: count_rows(settings, f"{bench.tag}-") >= n, 120)
+        p.close()
+        with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"SELECT checkout_id, extract(epoch FROM updated_at) FROM {settings.sink_table} "
+                "WHERE checkout_id LIKE %s AND click_id IS NOT NULL",
+                (bench.tag + "-%",),
+            )
+            latencies = sorted(float(at) - sent_at[cid] for cid, at in cur.fetchall() if cid in sent_at)
+        conn.close()
+        q = statistics.quantiles(latencies, n=100)
+        return {
+            "checkouts": n,
+            "attributed": len(latencies),
+            "p50_s": round(q[49], 3),
+            "p95_s": round(q[94], 3),
+            "p99_s": round(q[98], 3),
+            "resources": sampler.summary(),
+        }
+    finally:
+        bench.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="events per burst (default 200000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each run (default 3)")
+    parser.add_argument("--latency-seconds", type=float, default=60.0, help="length of the latency run (60)")
+    parser.add_argument("--only", choices=["generator", "burst", "passthrough", "latency"], action="append")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if stack.flink_overview(settings) is None:
+        stack.up(settings)
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO commerce.users (id, username, password) SELECT g, 'bench-' || g, 'x' "
+            "FROM generate_series(%s, %s) g ON CONFLICT DO NOTHING",
+            (USER_BASE + 1, USER_BASE + USERS),
+        )
+    conn.close()
+
+    runs = {
+        "generator": lambda: run_generator(settings, args.events),
+        "passthrough": lambda: run_burst(settings, args.events, passthrough=True),
+        "burst": lambda: run_burst(settings, args.events, passthrough=False),
+        "latency": lambda: run_latency(settings, args.latency_seconds, 100.0),
+    }
+    results: dict[str, list[dict]] = {}
+    for name, run in runs.items():
+        if args.only and name not in args.only:
+            continue
+        for r in range(args.repeat):
+            try:
+                result = run()
+            except Exception as error:  # keep the other runs' figures
+                print(f"{name} #{r + 1}: FAILED: {error!r}", flush=True)
+                continue
+            results.setdefault(name, []).append(result)
+            shown = {k: v for k, v in result.items() if k != "resources"}
+            print(f"{name} #{r + 1}: {shown}", flush=True)
+
+    print("\nMedians over", args.repeat, "runs:")
+    medians = {}
+    for name, rs in results.items():
+        keys = [k for k in rs[0] if k != "resources"]
+        medians[name] = {k: statistics.median(r[k] for r in rs) for k in keys}
+        print(f"  {name:<12} " + "  ".join(f"{k}={v}" for k, v in medians[name].items()))
+    if "burst" in medians and "passthrough" in medians:
+        ratio = medians["burst"]["events_per_s"] / medians["passthrough"]["events_per_s"]
+        medians["burst_over_passthrough"] = round(ratio, 2)
+        print(f"  burst / passthrough throughput: {ratio:.2f}")
+    print("\nCPU (% of one core, mean) and peak RSS (MiB) per process, last run of each:")
+    for name, rs in results.items():
+        print(f"  {name}:")
+        for proc, res in rs[-1]["resources"].items():
+            print(f"    {proc:<18} cpu {res['cpu_pct']:6.1f}%  rss {res['peak_rss_mib']:6d} MiB")
+    out = Path(settings.stack_dir) / "bench" / f"bench-{int(time.time())}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "runs": results, "medians": medians}, indent=2))
+    print(f"\nsaved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
