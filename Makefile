@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e '.[dev,bench]'
+	$(PY) -m pip install --quiet --no-deps -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## venv, pinned packages and connector jars

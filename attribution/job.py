@@ -33,14 +33,14 @@ class JobStatus:
         return self.state == "RUNNING" and all(s == "RUNNING" for s in self.vertex_states)
 
 
-def _get(settings: Settings, path: str) -> dict:
+def rest_get(settings: Settings, path: str) -> dict:
     response = requests.get(f"{settings.flink_rest_url}{path}", timeout=10)
     response.raise_for_status()
     return response.json()
 
 
 def job_status(settings: Settings, job_id: str) -> JobStatus:
-    details = _get(settings, f"/jobs/{job_id}")
+    details = rest_get(settings, f"/jobs/{job_id}")
     return JobStatus(
         job_id=job_id,
         name=details["name"],
@@ -51,7 +51,7 @@ def job_status(settings: Settings, job_id: str) -> JobStatus:
 
 def active_jobs(settings: Settings, name: str | None = None) -> list[JobStatus]:
     """Jobs that are not finished, optionally only those with this name."""
-    overview = _get(settings, "/jobs/overview")["jobs"]
+    overview = rest_get(settings, "/jobs/overview")["jobs"]
     return [
         JobStatus(job["jid"], job["name"], job["state"], ())
         for job in overview
@@ -73,12 +73,16 @@ def wait_until_running(settings: Settings, job_id: str, timeout: float = 180.0) 
     raise JobError(f"job {job_id} not running after {timeout:.0f}s (state {status.state})")
 
 
+def exception_history(settings: Settings, job_id: str) -> list[dict]:
+    """Failures the job went through (each one a restart), newest first."""
+    return rest_get(settings, f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+
+
 def root_exception(settings: Settings, job_id: str) -> str:
     try:
-        exceptions = _get(settings, f"/jobs/{job_id}/exceptions")
+        history = exception_history(settings, job_id)
     except requests.RequestException as error:
         return f"(exceptions unavailable: {error})"
-    history = exceptions.get("exceptionHistory", {}).get("entries", [])
     if history:
         return history[0].get("stacktrace", "").split("\n")[0]
     return "(no exception recorded)"
@@ -114,7 +118,7 @@ def cancel(settings: Settings, job_id: str, timeout: float = 60.0) -> None:
 
 def vertex_metric(settings: Settings, job_id: str, vertex_name_part: str, metric: str) -> float:
     """Sum of a task metric (e.g. numRecordsIn) over the vertices whose name contains a string."""
-    details = _get(settings, f"/jobs/{job_id}")
+    details = rest_get(settings, f"/jobs/{job_id}")
     total = 0.0
     for vertex in details["vertices"]:
         if vertex_name_part in vertex["name"]:
@@ -136,7 +140,7 @@ def stop_with_savepoint(settings: Settings, job_id: str, timeout: float = 120.0)
     trigger = response.json()["request-id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = _get(settings, f"/jobs/{job_id}/savepoints/{trigger}")
+        status = rest_get(settings, f"/jobs/{job_id}/savepoints/{trigger}")
         if status["status"]["id"] == "COMPLETED":
             operation = status["operation"]
             if "failure-cause" in operation:

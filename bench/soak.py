@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
     parser.add_argument("--time-scale", type=float, default=30.0, help="simulated seconds per second (30)")
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples (default 30)")
+    parser.add_argument(
+        "--seed", type=int, default=99, help="generator seed; change it between runs on one table"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     running = job.active_jobs(settings, settings.job_name)
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "--start-time",
             start.isoformat(),
             "--seed",
-            "99",
+            str(args.seed),
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -95,7 +95,7 @@ class PipelineRun:
         self.writer.producer.flush()
 
     def checkpoints_completed(self) -> int:
-        return job._get(self.settings, f"/jobs/{self.job_id}/checkpoints")["counts"]["completed"]
+        return job.rest_get(self.settings, f"/jobs/{self.job_id}/checkpoints")["counts"]["completed"]
 
     def wait_for_new_checkpoint(self) -> None:
         before = self.checkpoints_completed()
@@ -132,7 +132,7 @@ class PipelineRun:
     def assert_healthy(self) -> None:
         status = job.job_status(self.settings, self.job_id)
         assert status.fully_running, status
-        history = job._get(self.settings, f"/jobs/{self.job_id}/exceptions")["exceptionHistory"]["entries"]
+        history = job.exception_history(self.settings, self.job_id)
         assert history == [], f"the job failed and restarted: {history[0]['stacktrace'][:2000]}"
 
 

@@ -48,7 +48,7 @@ def assert_exact(run: PipelineRun, load: Workload) -> None:
 
 
 def restarted(settings: Settings, job_id: str) -> bool:
-    history = job._get(settings, f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
+    history = job.exception_history(settings, job_id)
     return job.job_status(settings, job_id).fully_running and bool(history)
 
 
