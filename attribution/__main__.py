@@ -34,7 +34,9 @@ def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
     restore = (
         None
         if getattr(args, "fresh", False)
-        else job.safe_restore_point(settings, getattr(args, "savepoint", None))
+        else job.safe_restore_point(
+            settings, getattr(args, "savepoint", None), stack.broker_started_at(settings)
+        )
     )
     if restore:
         print(f"Restoring state and offsets from {restore}  (`make job FRESH=1` starts without state)")

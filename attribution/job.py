@@ -10,7 +10,6 @@ from pathlib import Path
 
 import requests
 
-from attribution import stack
 from attribution.config import PROJECT_ROOT, Settings
 
 DRIVER = PROJECT_ROOT / "code" / "checkout_attribution.py"
@@ -106,14 +105,20 @@ def submit(
     return result.stdout.strip().splitlines()[-1]
 
 
-def cancel(settings: Settings, job_id: str, timeout: float = 60.0) -> None:
-    requests.patch(f"{settings.flink_rest_url}/jobs/{job_id}?mode=cancel", timeout=10).raise_for_status()
+def wait_until_ended(settings: Settings, job_id: str, timeout: float = 60.0) -> str:
+    """Polls until the job is CANCELED, FAILED or FINISHED; returns that state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if job_status(settings, job_id).state in {"CANCELED", "FAILED", "FINISHED"}:
-            return
+        state = job_status(settings, job_id).state
+        if state in {"CANCELED", "FAILED", "FINISHED"}:
+            return state
         time.sleep(0.3)
-    raise JobError(f"job {job_id} did not cancel within {timeout:.0f}s")
+    raise JobError(f"job {job_id} did not end within {timeout:.0f}s")
+
+
+def cancel(settings: Settings, job_id: str, timeout: float = 60.0) -> None:
+    requests.patch(f"{settings.flink_rest_url}/jobs/{job_id}?mode=cancel", timeout=10).raise_for_status()
+    wait_until_ended(settings, job_id, timeout)
 
 
 def vertex_metric(settings: Settings, job_id: str, vertex_name_part: str, metric: str) -> float:
@@ -127,13 +132,14 @@ def vertex_metric(settings: Settings, job_id: str, vertex_name_part: str, metric
 
 
 # --- savepoints and restoring ---------------------------------------------------------------
-def stop_with_savepoint(settings: Settings, job_id: str, timeout: float = 120.0) -> str:
+def stop_with_savepoint(settings: Settings, job_id: str, drain: bool = False, timeout: float = 120.0) -> str:
     """Stops the job after a savepoint into STACK_DIR/savepoints; returns the savepoint's path.
-    No drain: results still waiting for event time stay in the savepoint and follow on resume."""
+    Without drain, results still waiting for event time stay in the savepoint and follow on
+    resume; with drain, event time jumps to the end first, so they are written now."""
     target = (settings.stack_path / "savepoints").as_uri()
     response = requests.post(
         f"{settings.flink_rest_url}/jobs/{job_id}/stop",
-        json={"targetDirectory": target, "drain": False},
+        json={"targetDirectory": target, "drain": drain},
         timeout=10,
     )
     response.raise_for_status()
@@ -173,10 +179,11 @@ def latest_restore_point(settings: Settings, job_id: str | None = None) -> Resto
     return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
-def safe_restore_point(settings: Settings, explicit: str | None) -> str | None:
+def safe_restore_point(settings: Settings, explicit: str | None, broker_started: float | None) -> str | None:
     """The checkpoint/savepoint to resume from, or None to start without state.
 
-    The embedded broker keeps topics in memory. State written before the broker (re)started holds
+    `broker_started` is when the running broker started (`stack.broker_started_at`). The embedded
+    broker keeps topics in memory. State written before the broker (re)started holds
     offsets into topics that no longer exist, and resuming from them could skip the first events
     of the new topics. Such state is therefore not restored: the job starts fresh, reading the new
     topics from the beginning. (`make down` and a broker restart under `make up` drain the job
@@ -187,9 +194,8 @@ def safe_restore_point(settings: Settings, explicit: str | None) -> str | None:
     point = latest_restore_point(settings)
     if point is None:
         return None
-    broker_start = stack.broker_started_at(settings)
     written = (Path(point.path) / "_metadata").stat().st_mtime
-    if broker_start is not None and broker_start > written:
+    if broker_started is not None and broker_started > written:
         print(
             f"NOTE: not resuming {point.path}: it predates the broker's restart, whose topics started "
             "empty. Starting fresh; clicks from before the restart cannot attribute new checkouts."

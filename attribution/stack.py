@@ -23,6 +23,7 @@ from pathlib import Path
 
 import jinja2
 
+from attribution import job
 from attribution.config import PROJECT_ROOT, Settings
 
 
@@ -438,20 +439,6 @@ def create_topics(
         admin.close()
 
 
-def total_messages(settings: Settings, topics: Sequence[str]) -> int:
-    """Messages currently held for these topics (sum of end offsets; 0 for missing topics)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())
-        ]
-        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
-    finally:
-        consumer.close()
-
-
 def broker_started_at(settings: Settings) -> float | None:
     """When the running broker was started (its pid file's time), or None if it is not running."""
     if running_pid(settings, "broker") is None:
@@ -489,33 +476,23 @@ def up(settings: Settings) -> None:
         start(settings, prometheus)
 
 
-def drain_jobs(settings: Settings, reason: str, timeout: float = 60.0) -> None:
-    """Stops every running job with drain (end of event time, so results still waiting for the
-    watermark are written) and a savepoint; cancels a job that cannot stop that way in time."""
+def drain_jobs(settings: Settings, reason: str) -> None:
+    """Stops every active job with drain (event time jumps to the end, so results still waiting
+    for the watermark are written) and a savepoint; cancels a job that cannot stop that way."""
     import requests
 
-    url = settings.flink_rest_url
     try:
-        jobs = requests.get(f"{url}/jobs/overview", timeout=2).json()["jobs"]
-    except (requests.RequestException, ValueError, KeyError):
+        active = job.active_jobs(settings)
+    except requests.RequestException:
         return  # no cluster
-    active = [j for j in jobs if j["state"] in {"RUNNING", "RESTARTING", "CREATED", "INITIALIZING"}]
-    for job in active:
-        log(f"stopping job {job['name']} ({reason}): draining pending results, then a savepoint")
-        target = (settings.stack_path / "savepoints").as_uri()
-        requests.post(
-            f"{url}/jobs/{job['jid']}/stop", json={"drain": True, "targetDirectory": target}, timeout=10
-        )
-    deadline = time.monotonic() + timeout
-    for job in active:
-        while time.monotonic() < deadline:
-            state = requests.get(f"{url}/jobs/{job['jid']}", timeout=5).json()["state"]
-            if state in {"FINISHED", "CANCELED", "FAILED"}:
-                break
-            time.sleep(0.5)
-        else:
-            log(f"job {job['jid']} did not drain within {timeout:.0f}s: cancelling it")
-            requests.patch(f"{url}/jobs/{job['jid']}?mode=cancel", timeout=10)
+    for status in active:
+        log(f"stopping job {status.name} ({reason}): draining pending results, then a savepoint")
+        try:
+            job.stop_with_savepoint(settings, status.job_id, drain=True, timeout=60)
+            job.wait_until_ended(settings, status.job_id)
+        except (job.JobError, requests.RequestException) as error:
+            log(f"job {status.job_id} did not drain ({error}): cancelling it")
+            job.cancel(settings, status.job_id)
 
 
 def down(settings: Settings) -> None:

@@ -33,6 +33,7 @@ from kafka import KafkaProducer
 
 from attribution import job, stack
 from attribution.config import Settings
+from datagen.gen_fake_data import Producer as GeneratorProducer
 
 FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 USERS = 5000  # bench users: ids 10_000_001 ..
@@ -84,22 +85,13 @@ def workload(
 
 
 class Sender:
-    """One long-lived producer of either client, batching; `client` is kafka-python or confluent."""
+    """One long-lived, batching producer: the generator's (confluent-kafka) or, for comparison,
+    kafka-python with the same batching."""
 
     def __init__(self, settings: Settings, client: str = "confluent") -> None:
         self.client = client
         if client == "confluent":
-            from confluent_kafka import Producer
-
-            self._p = Producer(
-                {
-                    "bootstrap.servers": settings.kafka_bootstrap_servers,
-                    "acks": 1,
-                    "linger.ms": 20,
-                    "batch.size": 1_000_000,
-                    "queue.buffering.max.messages": 1_000_000,
-                }
-            )
+            self._p = GeneratorProducer(settings)
         else:
             self._p = KafkaProducer(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -109,27 +101,16 @@ class Sender:
             )
 
     def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None) -> None:
-        if self.client != "confluent":
+        if self.client == "confluent":
+            self._p.send_raw(topic, value, key, partition)
+        else:
             self._p.send(topic, key=key, value=value, partition=partition)
-            return
-        while True:
-            try:
-                if partition is None:
-                    self._p.produce(topic, value=value, key=key)
-                else:
-                    self._p.produce(topic, value=value, key=key, partition=partition)
-                self._p.poll(0)
-                return
-            except BufferError:  # local queue full: let the network catch up
-                self._p.poll(0.05)
 
     def flush(self) -> None:
-        self._p.flush()
+        (self._p.producer if self.client == "confluent" else self._p).flush()
 
     def close(self) -> None:
-        self.flush()
-        if self.client != "confluent":
-            self._p.close()
+        self._p.close()  # both flush first
 
 
 def produce(

@@ -19,27 +19,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
-import requests
 
 from attribution import job
 from attribution.config import Settings
 
 
-def rest(settings: Settings, path: str) -> dict:
-    return requests.get(f"{settings.flink_rest_url}{path}", timeout=10).json()
-
-
 def taskmanager_heap(settings: Settings) -> float:
     """Heap used in MiB, summed over TaskManagers."""
     total = 0.0
-    for tm in rest(settings, "/taskmanagers")["taskmanagers"]:
-        metrics = rest(settings, f"/taskmanagers/{tm['id']}/metrics?get=Status.JVM.Memory.Heap.Used")
+    for tm in job.rest_get(settings, "/taskmanagers")["taskmanagers"]:
+        metrics = job.rest_get(settings, f"/taskmanagers/{tm['id']}/metrics?get=Status.JVM.Memory.Heap.Used")
         total += float(metrics[0]["value"]) / 2**20 if metrics else 0.0
     return total
 
 
 def sample(settings: Settings, job_id: str, since: float) -> dict:
-    checkpoints = rest(settings, f"/jobs/{job_id}/checkpoints")
+    checkpoints = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")
     latest = (checkpoints.get("latest") or {}).get("completed") or {}
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(

@@ -59,13 +59,15 @@ def submit(settings: Settings, savepoint: str | None = None, inserts: tuple[str,
     for statement in sql.ddl:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()
-    for template in inserts or ():
-        *ddl, insert = [part.strip() for part in render(template, settings).split(";") if part.strip()]
-        for statement in ddl:
-            t_env.execute_sql(statement)
-        statements.add_insert_sql(insert)
-    for statement in () if inserts else sql.inserts:
-        statements.add_insert_sql(statement)
+    if inserts:
+        for template in inserts:
+            *ddl, insert = [part.strip() for part in render(template, settings).split(";") if part.strip()]
+            for statement in ddl:
+                t_env.execute_sql(statement)
+            statements.add_insert_sql(insert)
+    else:
+        for statement in sql.inserts:
+            statements.add_insert_sql(statement)
     result = statements.execute()
     return str(result.get_job_client().get_job_id())
 

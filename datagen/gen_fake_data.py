@@ -237,11 +237,18 @@ class Producer:
                 print(f"delivery failed: {error}", file=sys.stderr, flush=True)
 
     def send(self, topic: str, event: dict) -> None:
+        """`topic` is the kind of event, "clicks" or "checkouts"."""
         value = json.dumps(event, separators=(",", ":")).encode()
-        key = str(event["user_id"]).encode()
+        self.send_raw(self.topics[topic], value, str(event["user_id"]).encode())
+
+    def send_raw(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> None:
+        """An already serialised record to a named topic (and partition, if given)."""
+        extra = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self.producer.produce(self.topics[topic], value=value, key=key, on_delivery=self._delivered)
+                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered, **extra)
                 break
             except BufferError:  # local queue full: wait for the broker to catch up
                 self.producer.poll(0.05)

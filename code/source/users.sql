@@ -1,4 +1,4 @@
-{% from "sink/_jdbc.sql" import jdbc_options, sink_options with context %}
+{% from "sink/_jdbc.sql" import jdbc_options with context %}
 -- User names for enrichment, looked up per checkout and cached: without the cache every checkout
 -- is a Postgres round trip. Misses are cached too (an unknown user is common in bad traffic), for
 -- at most LOOKUP_CACHE_TTL_SECONDS, after which a newly registered user is seen.

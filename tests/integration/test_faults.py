@@ -126,7 +126,9 @@ def test_broker_restart_drains_the_job_and_a_fresh_start_loses_nothing_consumed(
         stack.up(settings)  # what `make up` does: a new, empty broker
         assert job.job_status(settings, old_job).state in {"FINISHED", "CANCELED"}
         stack.create_topics(settings, [run.clicks, run.checkouts])
-        assert job.safe_restore_point(run.settings, None) is None  # old offsets are not resumed
+        assert (
+            job.safe_restore_point(run.settings, None, stack.broker_started_at(settings)) is None
+        )  # old offsets are not resumed
         run.resubmit(None)
         run.send_all(after, rng)
         run.flush_through(load.last_event_time + timedelta(minutes=1), MARKER_USER)
@@ -145,7 +147,7 @@ def test_stop_with_savepoint_and_resume_is_exact(settings: Settings) -> None:
         rest = first_half_checkpointed(run, load, rng)
         location = job.stop_with_savepoint(settings, run.job_id)
         run.send_all(rest, rng)
-        point = job.safe_restore_point(run.settings, None)
+        point = job.safe_restore_point(run.settings, None, stack.broker_started_at(settings))
         assert point is not None and point.rstrip("/") == location.removeprefix("file:").rstrip("/")
         run.resubmit(point)
         assert_exact(run, load)
