@@ -92,6 +92,7 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
     if stack.flink_overview(settings) is not None:
         for status in job.active_jobs(settings):
             print(f"  job {status.name}: {status.state} ({status.job_id})")
+            print_job_figures(settings, status.job_id)
     try:
         import psycopg2
 
@@ -104,6 +105,59 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
         print(f"  {settings.dead_letter_table}: {dead} rows")
     except Exception as error:  # status is best effort: a stopped database is a normal answer
         print(f"  postgres: not reachable ({type(error).__name__})")
+
+
+def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2.0) -> None:
+    """Business figures from the job's counters (two readings for rates), lag and checkpoints."""
+    import time
+
+    from attribution import metrics
+
+    first = metrics.business_counts(metrics.scrape(settings), job_id)
+    time.sleep(sample_seconds)
+    now = metrics.business_counts(metrics.scrape(settings), job_id)
+
+    def total(counts: dict, metric: str) -> float:
+        return sum(counts.get(metric, {}).values())
+
+    checkouts, unattributed = total(now, "checkouts"), total(now, "checkouts_unattributed")
+    rate = (checkouts - total(first, "checkouts")) / sample_seconds
+    unknown = now.get("checkouts", {}).get("unknown", 0)
+    print(f"    checkouts: {checkouts:.0f} ({rate:.0f}/s), unknown user {unknown:.0f}")
+    if checkouts:
+        # A checkout counts as unattributed once event time has passed it with no click.
+        attributed = checkouts - unattributed
+        print(
+            f"    attributed: {attributed:.0f} ({100 * attributed / checkouts:.1f} %),"
+            f" unattributed {unattributed:.0f}"
+        )
+    late = now.get("late_events", {})
+    print(f"    late events: {', '.join(f'{k} {v:.0f}' for k, v in sorted(late.items())) or 'none'}")
+    malformed = now.get("malformed_records", {})
+    print(f"    malformed: {', '.join(f'{k} {v:.0f}' for k, v in sorted(malformed.items())) or 'none'}")
+
+    details = job.rest_get(settings, f"/jobs/{job_id}")
+    watermarks = [
+        float(w["value"])
+        for vertex in details["vertices"]
+        if vertex["name"].startswith("Rank")
+        for w in job.rest_get(settings, f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
+    ]
+    if watermarks and min(watermarks) > 0:
+        print(
+            f"    event-time lag (now - watermark at the ranking):"
+            f" {time.time() - min(watermarks) / 1000:.1f} s"
+        )
+    checkpoints = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")
+    latest = (checkpoints.get("latest") or {}).get("completed")
+    counts = checkpoints.get("counts", {})
+    if latest:
+        age = time.time() - latest["latest_ack_timestamp"] / 1000
+        print(
+            f"    last checkpoint: #{latest['id']} {age:.0f} s ago, {latest['state_size'] / 2**20:.1f} MiB, "
+            f"{latest['end_to_end_duration']} ms; failed {counts.get('failed', 0)}, restarts "
+            f"{len(job.exception_history(settings, job_id))}"
+        )
 
 
 def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:

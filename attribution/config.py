@@ -103,7 +103,10 @@ class Settings:
         "LOOKUP_CACHE_TTL_SECONDS", 60, "How long a cached user (or a miss) is trusted"
     )
     sink_flush_rows: int = _setting("SINK_FLUSH_ROWS", 500, "JDBC sink batch size")
-    sink_flush_interval_ms: int = _setting("SINK_FLUSH_INTERVAL_MS", 200, "JDBC sink flush interval")
+    sink_flush_interval_ms: int = _setting("SINK_FLUSH_INTERVAL_MS", 100, "JDBC sink flush interval")
+    buffer_timeout_ms: int = _setting(
+        "BUFFER_TIMEOUT_MS", 20, "Longest a record waits in a network buffer between operators"
+    )
     sink_max_retries: int = _setting("SINK_MAX_RETRIES", 5, "JDBC sink retries before the task fails")
     checkpoint_interval_seconds: int = _setting("CHECKPOINT_INTERVAL_SECONDS", 10, "Checkpoint interval")
     checkpoint_dir: str = _setting(
@@ -118,6 +121,12 @@ class Settings:
     prometheus_port: int = _setting("PROMETHEUS_PORT", 9090, "Prometheus port (embedded, if installed)")
 
     # --- derived values -------------------------------------------------------------------
+    @property
+    def metrics_ports(self) -> range:
+        """The ports of FLINK_METRICS_PORTS ("9249-9260" or one port)."""
+        low, _, high = self.flink_metrics_ports.partition("-")
+        return range(int(low), int(high or low) + 1)
+
     @property
     def stack_path(self) -> Path:
         return Path(self.stack_dir)

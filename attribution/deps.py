@@ -1,20 +1,25 @@
-"""The connector jars the job needs, which are not part of the apache-flink wheel.
+"""The jars the job needs beyond the apache-flink wheel: connectors and the project's own UDFs.
 
-Maven Central is not always reachable, so the jars come from a PyPI wheel that carries them. That
-wheel must not be pip-installed: it also drops Flink 2.0.0 core jars into pyflink/lib, beside
-Flink 2.0.2's. Only the five connector jars are extracted, and the wheel's hash is checked.
+Maven Central is not always reachable, so the connector jars come from a PyPI wheel that carries
+them. That wheel must not be pip-installed: it also drops Flink 2.0.0 core jars into pyflink/lib,
+beside Flink 2.0.2's. Only the five connector jars are extracted, and the wheel's hash is checked.
+
+The UDF jar is compiled here from udf/src/main/java with the JDK's javac against the Flink jars of
+the installed wheel (no build tool, no download), and rebuilt when a source is newer than it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from attribution.config import Settings
+from attribution.config import PROJECT_ROOT, Settings
 
 WHEEL = "shigawire-apache-flink-libraries==2.0.0.post1"
 WHEEL_SHA256 = "aaa65537d3f0c0ff279185d8243024f0efd95788ba044bf249ba0f40b69289cd"
@@ -67,5 +72,71 @@ def ensure_connector_jars(settings: Settings) -> list[Path]:
     return connector_jars(settings)
 
 
+UDF_SOURCES = PROJECT_ROOT / "udf" / "src" / "main" / "java"
+UDF_JAR = "attribution-udfs.jar"
+# What the UDFs compile against; the cluster provides the same classes at run time.
+FLINK_COMPILE_JARS = ("flink-dist-*.jar", "flink-table-api-java-uber-*.jar", "flink-table-runtime-*.jar")
+
+
+def udf_jar() -> Path:
+    return Path(sys.prefix) / UDF_JAR
+
+
+def job_jars(settings: Settings) -> list[Path]:
+    """Everything the job ships as pipeline.jars; raises with the fix when something is missing."""
+    jar = udf_jar()
+    if not jar.is_file():
+        raise FileNotFoundError(f"{jar} is missing. Run `make setup`.")
+    return [*connector_jars(settings), jar]
+
+
+def _javac() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidates = [str(Path(java_home) / "bin" / "javac")] if java_home else []
+    candidates.append(shutil.which("javac") or "")
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise RuntimeError(
+        "javac not found: the job's UDFs are compiled at setup, which needs a JDK 17 (not only a JRE). "
+        "Install one (Debian/Ubuntu: apt install openjdk-17-jdk-headless) or set JAVA_HOME."
+    )
+
+
+def ensure_udf_jar() -> Path:
+    jar = udf_jar()
+    sources = sorted(UDF_SOURCES.rglob("*.java"))
+    if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources):
+        return jar
+    import pyflink  # only here: importing it is slow and setup is the only caller
+
+    flink_lib = Path(pyflink.__file__).parent / "lib"
+    classpath = [str(next(flink_lib.glob(pattern))) for pattern in FLINK_COMPILE_JARS]
+    print(f"Compiling {len(sources)} UDF source(s) into {jar} ...", flush=True)
+    with tempfile.TemporaryDirectory() as classes:
+        subprocess.run(
+            [
+                _javac(),
+                "--release",
+                "11",
+                "-Xlint:all",
+                "-Werror",
+                "-d",
+                classes,
+                "-cp",
+                os.pathsep.join(classpath),
+                *map(str, sources),
+            ],
+            check=True,
+        )
+        partial = jar.with_suffix(".tmp")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(Path(classes).rglob("*.class")):
+                archive.write(path, path.relative_to(classes).as_posix())
+        partial.replace(jar)
+    return jar
+
+
 if __name__ == "__main__":
     ensure_connector_jars(Settings.from_env())
+    ensure_udf_jar()

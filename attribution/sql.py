@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import jinja2
@@ -10,8 +11,11 @@ from attribution.config import PROJECT_ROOT, Settings
 
 TEMPLATE_ROOT = PROJECT_ROOT / "code"
 
-# Order matters: tables before the views that read them, views before the INSERTs.
+# Order matters: functions before the tables that use them, tables before the views that read
+# them, views before the INSERTs.
 DDL_TEMPLATES = (
+    "functions/json.sql",
+    "functions/metrics.sql",
     "source/clicks.sql",
     "source/checkouts.sql",
     "source/users.sql",
@@ -65,8 +69,14 @@ class JobSql:
         return ";\n\n".join(self.ddl + self.inserts) + ";\n"
 
 
+def statements(sql: str) -> list[str]:
+    """A rendered template split into statements: a template may hold several, each ending with a
+    semicolon at the end of a line (a semicolon inside a line, as in a string, does not split)."""
+    return [part.strip() for part in re.split(r";[ \t]*$", sql, flags=re.MULTILINE) if part.strip()]
+
+
 def job_sql(settings: Settings) -> JobSql:
     return JobSql(
-        ddl=tuple(render(t, settings) for t in DDL_TEMPLATES),
-        inserts=tuple(render(t, settings) for t in INSERT_TEMPLATES),
+        ddl=tuple(s for t in DDL_TEMPLATES for s in statements(render(t, settings))),
+        inserts=tuple(s for t in INSERT_TEMPLATES for s in statements(render(t, settings))),
     )

@@ -374,15 +374,13 @@ def prometheus_service(settings: Settings) -> Service | None:
         return None
     root = settings.stack_path / "prometheus"
     root.mkdir(parents=True, exist_ok=True)
-    low, high = (int(p) for p in settings.flink_metrics_ports.split("-"))
+    ports = settings.metrics_ports
     template = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(PROJECT_ROOT / "prometheus")),
         undefined=jinja2.StrictUndefined,
     ).get_template("prometheus.yml.j2")
     config = root / "prometheus.yml"
-    config.write_text(
-        template.render(flink_targets=[f"127.0.0.1:{p}" for p in range(low, min(high, low + 3) + 1)])
-    )
+    config.write_text(template.render(flink_targets=[f"127.0.0.1:{p}" for p in ports[:4]]))
     return Service(
         name="prometheus",
         argv=[
@@ -451,10 +449,11 @@ SERVICE_NAMES = ("datagen", "taskmanager", "jobmanager", "prometheus", "broker",
 
 
 def up(settings: Settings) -> None:
-    from attribution.deps import ensure_connector_jars
+    from attribution.deps import ensure_connector_jars, ensure_udf_jar
 
     settings.stack_path.mkdir(parents=True, exist_ok=True)
     ensure_connector_jars(settings)
+    ensure_udf_jar()
     start(settings, postgres_service(settings))
     apply_schema(settings)
     if running_pid(settings, "broker") is None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -258,6 +260,37 @@ def run_generator(settings: Settings, events: int) -> dict:
     return result
 
 
+def _datagen(settings: Settings, *args: str) -> tuple[int, float]:
+    """Runs the real generator (datagen/gen_fake_data.py) on fresh topics; (events, seconds)."""
+    tag = uuid.uuid4().hex[:6]
+    topics = {"CLICKS_TOPIC": f"bench-dg-clicks-{tag}", "CHECKOUTS_TOPIC": f"bench-dg-checkouts-{tag}"}
+    stack.create_topics(settings, list(topics.values()))
+    done = subprocess.run(
+        [sys.executable, "datagen/gen_fake_data.py", "--no-users", *args],
+        env={**os.environ, **topics},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"done: (\d+) events in ([\d.]+)s", done)
+    if match is None:
+        raise RuntimeError(f"unexpected generator output: {done[-500:]}")
+    return int(match[1]), float(match[2])
+
+
+def run_datagen(settings: Settings, events: int) -> dict:
+    """The generator itself: unthrottled, and held to 5,000 events/s for 10 s."""
+    sent, seconds = _datagen(settings, "--as-fast-as-possible", "--count", str(events))
+    requested = 5000
+    limited, limited_seconds = _datagen(settings, "--rate", str(requested), "--count", str(10 * requested))
+    achieved = limited / limited_seconds
+    return {
+        "events_per_s": round(sent / seconds),
+        "rate_5000_achieved": round(achieved),
+        "rate_error_pct": round(100 * abs(achieved - requested) / requested, 2),
+    }
+
+
 def run_burst(settings: Settings, events: int, passthrough: bool) -> dict:
     name = "pass" if passthrough else "burst"
     bench = BenchJob(settings, name, ("process/passthrough_benchmark.sql",) if passthrough else ())
@@ -342,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000, help="events per burst (default 200000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each run (default 3)")
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="length of the latency run (60)")
-    parser.add_argument("--only", choices=["generator", "burst", "passthrough", "latency"], action="append")
+    parser.add_argument(
+        "--only", choices=["generator", "datagen", "burst", "passthrough", "latency"], action="append"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if stack.flink_overview(settings) is None:
@@ -357,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = {
         "generator": lambda: run_generator(settings, args.events),
+        "datagen": lambda: run_datagen(settings, args.events),
         "passthrough": lambda: run_burst(settings, args.events, passthrough=True),
         "burst": lambda: run_burst(settings, args.events, passthrough=False),
         "latency": lambda: run_latency(settings, args.latency_seconds, 100.0),
@@ -388,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nCPU (% of one core, mean) and peak RSS (MiB) per process, last run of each:")
     for name, rs in results.items():
         print(f"  {name}:")
-        for proc, res in rs[-1]["resources"].items():
+        for proc, res in rs[-1].get("resources", {}).items():
             print(f"    {proc:<18} cpu {res['cpu_pct']:6.1f}%  rss {res['peak_rss_mib']:6d} MiB")
     out = Path(settings.stack_dir) / "bench" / f"bench-{int(time.time())}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

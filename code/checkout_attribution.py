@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from attribution.config import Settings, describe
-from attribution.deps import connector_jars
-from attribution.sql import job_sql, render
+from attribution.deps import job_jars
+from attribution.sql import job_sql, render, statements
 
 
 def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[str, str]:
@@ -22,8 +22,14 @@ def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[
         "rest.address": settings.flink_rest_host,
         "rest.port": str(settings.flink_rest_port),
         "pipeline.name": settings.job_name,
-        "pipeline.jars": ";".join(j.as_uri() for j in connector_jars(settings)),
+        "pipeline.jars": ";".join(j.as_uri() for j in job_jars(settings)),
         "parallelism.default": str(settings.parallelism),
+        # The Table runtime never mutates a record it has emitted, so chained operators can pass
+        # records without copying them (the profile showed the copies at ~10 % of the CPU).
+        "pipeline.object-reuse": "true",
+        # A partly filled buffer is sent after this long (Flink's default is 100 ms per exchange;
+        # the job has two exchanges on the way to the sink).
+        "execution.buffer-timeout.interval": f"{settings.buffer_timeout_ms} ms",
         # datetime_occured carries no zone; this is the zone it is read in.
         "table.local-time-zone": settings.event_time_zone,
         # Per-checkout ranking state; the interval join cleans its own state by event time.
@@ -58,17 +64,17 @@ def submit(settings: Settings, savepoint: str | None = None, inserts: tuple[str,
     sql = job_sql(settings)
     for statement in sql.ddl:
         t_env.execute_sql(statement)
-    statements = t_env.create_statement_set()
+    statement_set = t_env.create_statement_set()
     if inserts:
         for template in inserts:
-            *ddl, insert = [part.strip() for part in render(template, settings).split(";") if part.strip()]
+            *ddl, insert = statements(render(template, settings))
             for statement in ddl:
                 t_env.execute_sql(statement)
-            statements.add_insert_sql(insert)
+            statement_set.add_insert_sql(insert)
     else:
         for statement in sql.inserts:
-            statements.add_insert_sql(statement)
-    result = statements.execute()
+            statement_set.add_insert_sql(statement)
+    result = statement_set.execute()
     return str(result.get_job_client().get_job_id())
 
 

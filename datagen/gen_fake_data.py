@@ -15,27 +15,36 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
-import json
 import random
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from faker import Faker
 
 from attribution.config import Settings, describe
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 POOL_SIZE = 500
 
 
 def format_time(moment: datetime) -> str:
-    """The original's format: YYYY-MM-DD HH:MM:SS.fff"""
-    return moment.strftime(TIME_FORMAT)[:-3]
+    """The original's format: YYYY-MM-DD HH:MM:SS.fff (isoformat is ~4x faster than strftime)."""
+    return moment.isoformat(sep=" ", timespec="milliseconds")
+
+
+# Version-4 UUID bits (RFC 4122): version 4 in bits 76-79, variant 10 in bits 62-63.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def uuid4_text(bits: int) -> str:
+    """str(uuid.UUID(int=bits, version=4)), three times faster: ids are a sixth of generating."""
+    h = f"{bits & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
@@ -80,12 +89,9 @@ class TrafficShape:
     jitter_seconds: float = 5.0  # events at most this much out of order
 
 
-@dataclass(order=True)
-class _Pending:
-    due: datetime
-    seq: int
-    topic: str = field(compare=False)
-    event: dict = field(compare=False)
+# An event waiting for its time: (due, sequence number, topic, event). A plain tuple, because the
+# heap compares these millions of times and a dataclass's generated __lt__ was a sixth of the cost.
+_Pending = tuple[datetime, int, str, dict]
 
 
 class EventGenerator:
@@ -99,10 +105,11 @@ class EventGenerator:
         self.seq = itertools.count()
 
     def _id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return uuid4_text(self.rng.getrandbits(128))
 
     def _pick(self, pool: tuple[str, ...]) -> str:
-        return pool[self.rng.randrange(len(pool))]
+        # random() scaled is several times faster than randrange() and as uniform for pools this size.
+        return pool[int(self.rng.random() * len(pool))]
 
     def _stamp(self, moment: datetime) -> str:
         return format_time(moment - timedelta(seconds=self.rng.uniform(0, self.shape.jitter_seconds)))
@@ -140,7 +147,7 @@ class EventGenerator:
             if topic == "checkouts"
             else self.click(user, product, event_at)
         )
-        heapq.heappush(self.pending, _Pending(due, next(self.seq), topic, event))
+        heapq.heappush(self.pending, (due, next(self.seq), topic, event))
 
     def _new_session(self, now: datetime) -> None:
         s, rng = self.shape, self.rng
@@ -169,10 +176,10 @@ class EventGenerator:
 
     def next_event(self, now: datetime) -> tuple[str, dict]:
         """The next event due at or before `now`, starting new sessions as needed."""
-        while not self.pending or self.pending[0].due > now:
+        while not self.pending or self.pending[0][0] > now:
             self._new_session(now)
-        item = heapq.heappop(self.pending)
-        return item.topic, item.event
+        _due, _seq, topic, event = heapq.heappop(self.pending)
+        return topic, event
 
 
 def simulated_events(
@@ -220,6 +227,7 @@ class Producer:
 
         self.topics = {"clicks": settings.clicks_topic, "checkouts": settings.checkouts_topic}
         self.failed = 0
+        self.unpolled = 0
         self.producer = KafkaProducer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -238,8 +246,7 @@ class Producer:
 
     def send(self, topic: str, event: dict) -> None:
         """`topic` is the kind of event, "clicks" or "checkouts"."""
-        value = json.dumps(event, separators=(",", ":")).encode()
-        self.send_raw(self.topics[topic], value, str(event["user_id"]).encode())
+        self.send_raw(self.topics[topic], orjson.dumps(event), str(event["user_id"]).encode())
 
     def send_raw(
         self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
@@ -252,7 +259,12 @@ class Producer:
                 break
             except BufferError:  # local queue full: wait for the broker to catch up
                 self.producer.poll(0.05)
-        self.producer.poll(0)
+        # Delivery reports are served by poll(); once per thousand sends is enough to keep the
+        # queue moving, and polling per send cost more than producing.
+        self.unpolled += 1
+        if self.unpolled >= 1000:
+            self.unpolled = 0
+            self.producer.poll(0)
 
     def close(self) -> None:
         remaining = self.producer.flush(30)
@@ -284,6 +296,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     start_wall = time.monotonic()
     simulated_start = datetime.fromisoformat(args.start_time) if args.start_time else None
+    if simulated_start is None and args.as_fast_as_possible:
+        # Unthrottled, the wall clock barely moves between events: sessions would pile up in the
+        # future and event times would all be "now". Event time advances 1/rate s per event instead.
+        simulated_start = datetime.now(UTC).replace(tzinfo=None)
     sent = 0
     last_report = start_wall
     try:
@@ -344,7 +360,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--as-fast-as-possible",
         action="store_true",
-        help="no rate limit (with --start-time, the simulated clock still advances 1/rate s per event)",
+        help="no rate limit; event time still advances 1/rate s per event (from --start-time or now)",
     )
     parser.add_argument("--no-users", action="store_true", help="do not write users/products to Postgres")
     args = parser.parse_args(argv)

@@ -6,26 +6,33 @@ CASE
     WHEN payload IS NULL OR CHAR_LENGTH(payload) = 0 THEN 'empty_payload'
     -- An event is a few hundred bytes; megabytes of it are a producer bug, not a checkout.
     WHEN CHAR_LENGTH(payload) > {{ cfg.max_payload_chars }} THEN 'payload_too_large'
-    WHEN NOT (payload IS JSON OBJECT) THEN 'not_json_object'
+    WHEN NOT IS_JSON_OBJECT(payload) THEN 'not_json_object'
     -- Postgres text cannot hold NUL characters: writing one would fail the sink on every retry.
-    WHEN POSITION(CHR(0) IN payload) > 0 OR POSITION('\u0000' IN payload) > 0 THEN 'nul_character'
+    -- (A raw NUL byte is not valid JSON; this is the escaped \u0000 in a field.)
+    WHEN JSON_CONTAINS_NUL(payload) THEN 'nul_character'
     WHEN {{ text(id_field) }} IS NULL THEN 'missing_{{ id_field }}'
-    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing_user_id'
-    WHEN TRY_CAST(JSON_VALUE(payload, '$.user_id') AS INT) IS NULL THEN 'invalid_user_id'
+    WHEN {{ field('user_id') }} IS NULL THEN 'missing_user_id'
+    WHEN TRY_CAST({{ field('user_id') }} AS INT) IS NULL THEN 'invalid_user_id'
     WHEN {{ text('product_id') }} IS NULL THEN 'missing_product_id'
-    WHEN JSON_VALUE(payload, '$.datetime_occured') IS NULL THEN 'missing_datetime_occured'
+    WHEN {{ field('datetime_occured') }} IS NULL THEN 'missing_datetime_occured'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000'
-         AND TRY_CAST(JSON_VALUE(payload, '$.datetime_occured') AS TIMESTAMP(3)) IS NULL
+         AND JSON_TIMESTAMP(payload, 'datetime_occured') IS NULL
         THEN 'invalid_datetime_occured'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000'
-         AND TRY_CAST(JSON_VALUE(payload, '$.datetime_occured') AS TIMESTAMP(3))
+         AND JSON_TIMESTAMP(payload, 'datetime_occured')
              > CAST(kafka_timestamp AS TIMESTAMP(3))
         THEN 'datetime_occured_in_future'
 {%- endmacro %}
 
+{#- A top-level JSON scalar as text, NULL when absent, JSON null, an array or an object.
+    JSON_FIELD parses the payload once per record however many fields are read. -#}
+{% macro field(name) -%}
+JSON_FIELD(payload, '{{ name }}')
+{%- endmacro %}
+
 {#- A JSON field as trimmed text, NULL when absent, JSON null or empty. -#}
-{% macro text(field) -%}
-NULLIF(TRIM(JSON_VALUE(payload, '$.{{ field }}')), '')
+{% macro text(name) -%}
+NULLIF(TRIM({{ field(name) }}), '')
 {%- endmacro %}
 
 {#- Columns every dead letter carries. -#}

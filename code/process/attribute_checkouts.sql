@@ -11,6 +11,14 @@
 --    Its state is per checkout and expires after ATTRIBUTION_STATE_TTL_SECONDS.
 -- The sink upserts on checkout_id, so an earlier click that arrives out of order replaces the
 -- attribution written a moment before.
+{#- `id`, counting the event as late when event time has already passed it: a late checkout is
+    attributed only to clicks still in state, a late click only to checkouts still in state. -#}
+{% macro counted_arrival(id, event_time, topic) -%}
+CASE WHEN {{ event_time }} < CURRENT_WATERMARK({{ event_time }})
+    THEN COUNTED({{ id }}, 'late_events', 'topic', '{{ topic }}')
+    ELSE {{ id }}
+END
+{%- endmacro %}
 INSERT INTO attributed_checkouts
 SELECT
     checkout_id, user_id, user_name, click_id, product_id, payment_method, total_amount,
@@ -24,9 +32,14 @@ FROM (
         ) AS click_rank
     FROM (
         SELECT
-            co.checkout_id,
+            -- Counted once per checkout: a checkout with no qualifying click is NULL-padded
+            -- exactly once, when event time passes it (attributed = checkouts - unattributed).
+            CASE WHEN cl.click_id IS NULL
+                THEN COUNTED(co.checkout_id, 'checkouts_unattributed', 'user', co.user_kind)
+                ELSE co.checkout_id
+            END AS checkout_id,
             co.user_id,
-            u.username AS user_name,
+            co.user_name,
             cl.click_id,
             co.product_id,
             co.payment_method,
@@ -38,15 +51,28 @@ FROM (
             -- Plain timestamps: the join keeps both rowtime attributes, a sink accepts one.
             CAST(co.event_time AS TIMESTAMP(3)) AS checkout_time,
             CAST(cl.event_time AS TIMESTAMP(3)) AS click_time
-        FROM checkouts_checked AS co
-        LEFT JOIN users FOR SYSTEM_TIME AS OF co.proc_time AS u
-            ON co.user_id = u.id
-        LEFT JOIN (SELECT * FROM clicks_checked WHERE reject_reason IS NULL) AS cl
+        FROM (
+            SELECT
+                {{ counted_arrival("COUNTED(c.checkout_id, 'checkouts', 'user', IF(u.username IS NULL, 'unknown', 'known'))", 'c.event_time', 'checkouts') }}
+                    AS checkout_id,
+                c.user_id, c.product_id, c.payment_method, c.total_amount, c.shipping_address,
+                c.billing_address, c.user_agent, c.ip_address, c.event_time,
+                u.username AS user_name,
+                IF(u.username IS NULL, 'unknown', 'known') AS user_kind
+            FROM checkouts_checked AS c
+            LEFT JOIN users FOR SYSTEM_TIME AS OF c.proc_time AS u
+                ON c.user_id = u.id
+            WHERE c.reject_reason IS NULL
+        ) AS co
+        LEFT JOIN (
+            SELECT {{ counted_arrival('click_id', 'event_time', 'clicks') }} AS click_id, user_id, product_id, event_time
+            FROM clicks_checked
+            WHERE reject_reason IS NULL
+        ) AS cl
             ON cl.user_id = co.user_id
             AND cl.product_id = co.product_id
             AND cl.event_time BETWEEN co.event_time - {{ cfg.attribution_window_seconds | sql_interval }}
                                   AND co.event_time
-        WHERE co.reject_reason IS NULL
     )
 )
 WHERE click_rank = 1

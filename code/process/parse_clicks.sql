@@ -1,9 +1,9 @@
-{% from "process/_validation.sql" import common_reject_reason, text with context %}
+{% from "process/_validation.sql" import common_reject_reason, field, text with context %}
 -- Clicks with typed fields and, for unusable records, the reason they are rejected.
 CREATE TEMPORARY VIEW clicks_checked AS
 SELECT
     {{ text('click_id') }} AS click_id,
-    TRY_CAST(JSON_VALUE(payload, '$.user_id') AS INT) AS user_id,
+    TRY_CAST({{ field('user_id') }} AS INT) AS user_id,
     {{ text('product_id') }} AS product_id,
     event_time,
     {{ common_reject_reason('click_id') }}

@@ -39,5 +39,5 @@ CREATE TABLE {{ table }} (
 
 {#- datetime_occured as TIMESTAMP(3), NULL when missing or not of the form YYYY-MM-DD HH:MM:SS[.fff] -#}
 {% macro occurred_at(payload) -%}
-TRY_CAST(JSON_VALUE({{ payload }}, '$.datetime_occured') AS TIMESTAMP(3))
+JSON_TIMESTAMP({{ payload }}, 'datetime_occured')
 {%- endmacro %}

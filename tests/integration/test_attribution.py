@@ -7,12 +7,13 @@ tests wait on observable facts (a probe row written once the watermark passes it
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
 
-from attribution import job
+from attribution import job, metrics
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape
 from tests.integration.harness import (
@@ -242,6 +243,16 @@ def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(set
             ),
             60,
             "the dead-letter sink's record count metric",
+        )
+        # ... and by reason in the job's business counter, as Prometheus scrapes it.
+        by_reason = dict(Counter(expected_dead.values()))
+        poll(
+            lambda: (
+                metrics.business_counts(metrics.scrape(settings), run.job_id).get("malformed_records")
+                == by_reason
+            ),
+            60,
+            f"attribution_reason_malformed_records == {by_reason}",
         )
 
         # Phase 2: a checkout whose time the watermark has already passed is still written.

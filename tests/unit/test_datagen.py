@@ -76,3 +76,15 @@ def test_cli_defaults_and_validation() -> None:
     args = parse_args([])
     assert args.rate == 100.0 and args.count is None and args.seed == 42
     assert parse_args(["--count", "10", "--rate", "5000"]).count == 10
+
+
+def test_uuid4_text_is_the_standard_library_uuid4():
+    import random
+    import uuid
+
+    from datagen.gen_fake_data import uuid4_text
+
+    rng = random.Random(7)
+    for _ in range(10_000):
+        bits = rng.getrandbits(128)
+        assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))

@@ -12,6 +12,28 @@ def rendered() -> sql.JobSql:
     return sql.job_sql(Settings.from_env({}))
 
 
+def creating(statements: tuple[str, ...], name: str) -> str:
+    """The one statement that creates table `name`."""
+    (found,) = [s for s in statements if re.search(rf"CREATE TABLE {name} \(", s)]
+    return found
+
+
+def test_functions_are_created_before_any_statement_uses_them(rendered: sql.JobSql) -> None:
+    created = [i for i, s in enumerate(rendered.ddl) if "CREATE TEMPORARY SYSTEM FUNCTION" in s]
+    assert len(created) == 5
+    everything = [
+        "\n".join(line for line in s.splitlines() if not line.lstrip().startswith("--"))
+        for s in rendered.ddl + rendered.inserts
+    ]
+    used = [i for i, s in enumerate(everything) if re.search(r"\b(JSON_FIELD|JSON_TIMESTAMP)\(", s)]
+    assert used and max(created) < min(used)
+    assert not any("JSON_VALUE(" in s for s in everything)  # one parse per record, not per field
+
+
+def test_statements_split_at_line_ends_only() -> None:
+    assert sql.statements("CREATE A;\nSELECT ';' ;\n\n") == ["CREATE A", "SELECT ';'"]
+
+
 def test_every_template_renders_without_leftover_placeholders(rendered: sql.JobSql) -> None:
     for statement in rendered.ddl + rendered.inserts:
         assert "{{" not in statement and "{%" not in statement
@@ -45,7 +67,7 @@ def test_intervals(seconds: int, literal: str) -> None:
 
 
 def test_sources_read_raw_text_with_watermark_and_idleness(rendered: sql.JobSql) -> None:
-    clicks = rendered.ddl[0]
+    clicks = creating(rendered.ddl, "clicks_raw")
     assert "'format' = 'raw'" in clicks  # a non-JSON record cannot fail deserialisation
     assert "'topic' = 'clicks'" in clicks
     assert "WATERMARK FOR event_time AS event_time - INTERVAL '0 00:00:15' DAY TO SECOND" in clicks
@@ -54,7 +76,7 @@ def test_sources_read_raw_text_with_watermark_and_idleness(rendered: sql.JobSql)
 
 
 def test_lookup_is_cached_and_sinks_are_keyed(rendered: sql.JobSql) -> None:
-    users, sink, dead = rendered.ddl[2], rendered.ddl[3], rendered.ddl[4]
+    users, sink, dead = (creating(rendered.ddl, n) for n in ("users", "attributed_checkouts", "dead_letters"))
     assert "'lookup.cache' = 'PARTIAL'" in users
     assert "PRIMARY KEY (checkout_id) NOT ENFORCED" in sink
     assert "'table-name' = 'commerce.attributed_checkouts'" in sink
@@ -77,7 +99,7 @@ def test_window_and_bound_follow_the_configuration() -> None:
     s = Settings.from_env({"ATTRIBUTION_WINDOW_SECONDS": "1800", "OUT_OF_ORDERNESS_SECONDS": "30"})
     job = sql.job_sql(s)
     assert "INTERVAL '0 00:30:00' DAY TO SECOND" in job.inserts[0]
-    assert "event_time - INTERVAL '0 00:00:30' DAY TO SECOND" in job.ddl[0]
+    assert "event_time - INTERVAL '0 00:00:30' DAY TO SECOND" in creating(job.ddl, "clicks_raw")
 
 
 def test_script_joins_statements(rendered: sql.JobSql) -> None:
