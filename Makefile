@@ -15,7 +15,7 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Python 3.11 is required (apache-flink 2.0 has no wheels for newer Pythons)"; exit 1; }
-	@command -v java >/dev/null || { echo "java not found: Java 17 is required"; exit 1; }
+	@command -v java >/dev/null || { echo "java not found: a Java 17 JDK is required"; exit 1; }
 	@echo "Creating $(VENV) and installing pinned packages (first time: a few minutes) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)  ## venv, pinned packages and connector jars
+setup: $(STAMP)  ## venv, pinned packages, connector jars and the UDF jar (javac)
 	$(PY) -m attribution.deps
 
 run: setup  ## start the stack, the generator and the job; print where to look
