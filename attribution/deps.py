@@ -83,11 +83,36 @@ def udf_jar() -> Path:
 
 
 def job_jars(settings: Settings) -> list[Path]:
-    """Everything the job ships as pipeline.jars; raises with the fix when something is missing."""
+    """The jars the job needs beyond Flink's; raises with the fix when something is missing."""
     jar = udf_jar()
     if not jar.is_file():
         raise FileNotFoundError(f"{jar} is missing. Run `make setup`.")
     return [*connector_jars(settings), jar]
+
+
+def flink_lib_dir(settings: Settings) -> Path:
+    """Flink's lib directory plus the job's jars (symlinks), used as FLINK_LIB_DIR by the cluster
+    and by the client that submits the job.
+
+    Why not pipeline.jars: jars shipped with each job are loaded by a classloader per job, and
+    the Kafka and JDBC clients keep theirs reachable after the job ends; after ~40 submissions
+    (benchmarks, tests) the JobManager died of Metaspace exhaustion. On the cluster's classpath
+    they are loaded once. The Compose image puts the same jars into /opt/flink/lib.
+    """
+    import pyflink  # slow to import; only needed here
+
+    target = settings.stack_path / "flink-lib"
+    wanted = {j.name: j for j in sorted((Path(pyflink.__file__).parent / "lib").glob("*.jar"))}
+    wanted.update({j.name: j for j in job_jars(settings)})
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in target.iterdir():
+        if entry.name not in wanted or entry.resolve() != wanted[entry.name].resolve():
+            entry.unlink()
+    for name, jar in wanted.items():
+        link = target / name
+        if not link.exists():
+            link.symlink_to(jar)
+    return target
 
 
 def _javac() -> str:
@@ -135,6 +160,14 @@ def ensure_udf_jar() -> Path:
                 archive.write(path, path.relative_to(classes).as_posix())
         partial.replace(jar)
     return jar
+
+
+def client_env(settings: Settings) -> dict[str, str]:
+    """What the submitting client's JVM needs to see the jars of flink_lib_dir(). FLINK_HOME too:
+    without it PyFlink resets FLINK_LIB_DIR to the wheel's own lib directory."""
+    import pyflink
+
+    return {"FLINK_HOME": str(Path(pyflink.__file__).parent), "FLINK_LIB_DIR": str(flink_lib_dir(settings))}
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -93,7 +94,11 @@ def submit(
     savepoint: str | None = None,
     insert_templates: tuple[str, ...] = (),
 ) -> str:
-    """Runs the driver in its own process (it starts a JVM) and returns the new job's id."""
+    """Runs the driver in its own process (it starts a JVM) and returns the new job's id. The
+    client JVM gets the cluster's lib directory, so it plans with the same connector and UDF jars."""
+    from attribution.deps import client_env
+
+    env = {**(env if env is not None else os.environ), **client_env(settings)}
     argv = [sys.executable, str(DRIVER)]
     if savepoint:
         argv += ["--savepoint", savepoint]

@@ -339,10 +339,13 @@ def flink_overview(settings: Settings) -> dict | None:
 
 
 def flink_services(settings: Settings) -> list[Service]:
+    from attribution.deps import flink_lib_dir
+
     conf_dir = render_flink_conf(settings)
     env = {
         "FLINK_HOME": str(flink_home()),
         "FLINK_CONF_DIR": str(conf_dir),
+        "FLINK_LIB_DIR": str(flink_lib_dir(settings)),
         "FLINK_LOG_DIR": str(settings.stack_path / "logs"),
     }
     bin_dir = flink_home() / "bin"

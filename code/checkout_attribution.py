@@ -3,6 +3,10 @@
 Run through `make job` (or `python -m attribution job`), which also waits until the job is RUNNING.
 Running this file directly submits the job to the cluster at FLINK_REST_HOST:FLINK_REST_PORT and
 prints its id; `--print-sql` prints the rendered SQL instead.
+
+The Kafka and JDBC connectors and the project's UDF jar are not shipped with the job: they are on
+the classpath of the cluster and of this client (FLINK_LIB_DIR, see attribution/deps.py), as in
+the Compose image's /opt/flink/lib. Run directly, set FLINK_LIB_DIR=.stack/flink-lib first.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import argparse
 import sys
 
 from attribution.config import Settings, describe
-from attribution.deps import job_jars
 from attribution.sql import job_sql, render, statements
 
 
@@ -22,7 +25,6 @@ def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[
         "rest.address": settings.flink_rest_host,
         "rest.port": str(settings.flink_rest_port),
         "pipeline.name": settings.job_name,
-        "pipeline.jars": ";".join(j.as_uri() for j in job_jars(settings)),
         "parallelism.default": str(settings.parallelism),
         # The Table runtime never mutates a record it has emitted, so chained operators can pass
         # records without copying them (the profile showed the copies at ~10 % of the CPU).

@@ -85,9 +85,9 @@ def test_lookup_is_cached_and_sinks_are_keyed(rendered: sql.JobSql) -> None:
 
 def test_attribution_is_a_left_interval_join_with_inclusive_bounds(rendered: sql.JobSql) -> None:
     query = " ".join(rendered.inserts[0].split())
-    assert "LEFT JOIN users FOR SYSTEM_TIME AS OF co.proc_time" in query
+    assert "LEFT JOIN users FOR SYSTEM_TIME AS OF c.proc_time AS u ON c.user_id = u.id" in query
     assert re.search(
-        r"LEFT JOIN \(SELECT \* FROM clicks_checked WHERE reject_reason IS NULL\) AS cl "
+        r"LEFT JOIN \( SELECT .* FROM clicks_checked WHERE reject_reason IS NULL \) AS cl "
         r"ON cl.user_id = co.user_id AND cl.product_id = co.product_id "
         r"AND cl.event_time BETWEEN co.event_time - INTERVAL '0 01:00:00' DAY TO SECOND AND co.event_time",
         query,
