@@ -179,6 +179,15 @@ def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:
     )
 
 
+def cmd_init(settings: Settings, _: argparse.Namespace) -> None:
+    stack.apply_schema(settings)
+    stack.create_topics(settings)
+
+
+def cmd_flink(settings: Settings, args: argparse.Namespace) -> None:
+    stack.exec_flink_process(settings, args.process)
+
+
 COMMANDS = {
     "up": (cmd_up, "start broker, Postgres, Flink (and Prometheus if installed); create schema and topics"),
     "job": (cmd_job, "submit the job unless it already runs; return once it is RUNNING"),
@@ -189,6 +198,8 @@ COMMANDS = {
     "status": (cmd_status, "services, jobs and row counts"),
     "down": (cmd_down, "stop everything the stack started"),
     "psql": (cmd_psql, "open psql (bundled with the embedded Postgres) on the pipeline's database"),
+    "init": (cmd_init, "create the schema and the topics on the configured Postgres and Kafka (Compose)"),
+    "flink": (cmd_flink, "run a JobManager or TaskManager in the foreground (the containers' entry point)"),
 }
 
 
@@ -204,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if name in {"datagen", "run"}:
             command.add_argument("extra", nargs=argparse.REMAINDER, help="generator arguments after --")
+        if name == "flink":
+            command.add_argument("process", choices=["jobmanager", "taskmanager"])
         if name in {"job", "run"}:
             command.add_argument("--savepoint", help="restore from this savepoint / retained checkpoint")
             command.add_argument(

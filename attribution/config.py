@@ -63,6 +63,19 @@ class Settings:
     flink_rest_host: str = _setting("FLINK_REST_HOST", "127.0.0.1", "Flink REST API / web UI host")
     flink_rest_port: int = _setting("FLINK_REST_PORT", 8081, "Flink REST API / web UI port")
     flink_rpc_port: int = _setting("FLINK_RPC_PORT", 6123, "JobManager RPC port (embedded stack)")
+    flink_bind_host: str = _setting(
+        "FLINK_BIND_HOST", "127.0.0.1", "Address Flink's processes listen on (0.0.0.0 in containers)"
+    )
+    flink_jobmanager_host: str = _setting(
+        "FLINK_JOBMANAGER_HOST",
+        "127.0.0.1",
+        "JobManager address for TaskManagers (its service name in Compose)",
+    )
+    flink_taskmanager_host: str = _setting(
+        "FLINK_TASKMANAGER_HOST",
+        "127.0.0.1",
+        "Address a TaskManager advertises; 'auto': the address it reaches the JobManager from (containers)",
+    )
     flink_metrics_ports: str = _setting(
         "FLINK_METRICS_PORTS", "9249-9260", "Port range of Flink's Prometheus reporter"
     )

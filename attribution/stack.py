@@ -317,9 +317,11 @@ def render_flink_conf(settings: Settings) -> Path:
     (conf_dir / "config.yaml").write_text(
         template.render(
             cfg=settings,
-            bind_host="127.0.0.1",
-            jobmanager_host="127.0.0.1",
-            taskmanager_host="127.0.0.1",
+            bind_host=settings.flink_bind_host,
+            jobmanager_host=settings.flink_jobmanager_host,
+            taskmanager_host=None
+            if settings.flink_taskmanager_host == "auto"
+            else settings.flink_taskmanager_host,
             tmp_dir=str(settings.stack_path / "flink-tmp"),
         )
     )
@@ -327,6 +329,16 @@ def render_flink_conf(settings: Settings) -> Path:
         shutil.copy(flink_home() / "conf" / name, conf_dir / name)
     (settings.stack_path / "flink-tmp").mkdir(parents=True, exist_ok=True)
     return conf_dir
+
+
+def exec_flink_process(settings: Settings, name: str) -> None:
+    """Replaces this process with a JobManager or TaskManager in the foreground, configured like
+    the embedded stack's (the containers' entry point: the same template, the same settings)."""
+    (service,) = [s for s in flink_services(settings) if s.name == name]
+    program = shutil.which(service.argv[0])
+    if program is None:
+        raise StackError(f"{service.argv[0]} not found")
+    os.execve(program, list(service.argv), {**os.environ, **service.env})
 
 
 def flink_overview(settings: Settings) -> dict | None:
@@ -371,19 +383,26 @@ def flink_services(settings: Settings) -> list[Service]:
     ]
 
 
-def prometheus_service(settings: Settings) -> Service | None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        return None
+def render_prometheus_conf(settings: Settings) -> Path:
+    """The embedded stack's scrape config (prometheus/prometheus.yml.j2) with its 127.0.0.1 ports:
+    the JobManager's and the first TaskManagers' (one port each, from the start of the range)."""
     root = settings.stack_path / "prometheus"
     root.mkdir(parents=True, exist_ok=True)
-    ports = settings.metrics_ports
     template = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(PROJECT_ROOT / "prometheus")),
         undefined=jinja2.StrictUndefined,
     ).get_template("prometheus.yml.j2")
     config = root / "prometheus.yml"
-    config.write_text(template.render(flink_targets=[f"127.0.0.1:{p}" for p in ports[:4]]))
+    config.write_text(template.render(flink_targets=[f"127.0.0.1:{p}" for p in settings.metrics_ports[:4]]))
+    return config
+
+
+def prometheus_service(settings: Settings) -> Service | None:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    config = render_prometheus_conf(settings)
+    root = config.parent
     return Service(
         name="prometheus",
         argv=[

@@ -30,6 +30,7 @@ from tests.integration.harness import (
     workload,
 )
 from tests.reference import attribute
+from tests.unit.test_deployment import dashboard_metric_names
 
 pytestmark = pytest.mark.integration
 
@@ -260,6 +261,20 @@ def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(set
         late = poll(lambda: rows(settings, ["co16-late"]).get("co16-late"), 60, "the late checkout's row")
         assert late.click_id in {None, "c16"}
         assert late.checkout_time == t(16) and late.user_name == "user-16"
+        # ... and counted as late, by the business counter.
+        poll(
+            lambda: (
+                metrics.business_counts(metrics.scrape(settings), run.job_id)
+                .get("late_events", {})
+                .get("checkouts", 0)
+                >= 1
+            ),
+            30,
+            "attribution_topic_late_events{topic=checkouts}",
+        )
+        # Every metric the Grafana dashboard queries is one this job really exports.
+        exported = {sample.name for sample in metrics.scrape(settings)}
+        assert not dashboard_metric_names() - exported, dashboard_metric_names() - exported
         run.assert_healthy()
 
 
