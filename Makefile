@@ -8,7 +8,7 @@ CLI := $(PY) -m attribution
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint clean reset
+.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint clean reset docker-run docker-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ datagen: setup  ## start the generator in the background (DATAGEN_ARGS=...)
 down: ## stop everything the stack started
 	@if [ -x $(PY) ]; then $(CLI) down; else echo "nothing to stop (no $(VENV))"; fi
 
-status: setup  ## services, job state and row counts
+status: setup  ## services, job state, business figures (rates, attribution, lag, checkpoint) and row counts
 	$(CLI) status
 
 psql: setup  ## open psql on the pipeline's database
@@ -81,3 +81,14 @@ soak: setup  ## steady traffic for minutes on the running job; prints state size
 
 bench: setup  ## generator, burst, latency and pass-through benchmarks on the embedded stack (BENCH_ARGS=...)
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+# --- Docker Compose: the same job, templates and settings on Apache Kafka, Flink containers,
+# Postgres, Prometheus and Grafana (needs Docker; `make test` validates these files offline).
+COMPOSE ?= docker compose
+
+docker-run:  ## Compose stack: build, start, submit the job, generate events (TASKMANAGERS=N to scale)
+	$(COMPOSE) up -d --build $(if $(TASKMANAGERS),--scale taskmanager=$(TASKMANAGERS))
+	@echo "Flink UI http://localhost:8081  Grafana http://localhost:3000 (admin / \$${GRAFANA_ADMIN_PASSWORD:-flink})  Prometheus http://localhost:9090"
+
+docker-down:  ## stop the Compose stack (volumes kept; `$(COMPOSE) down -v` deletes them)
+	$(COMPOSE) down
