@@ -27,6 +27,10 @@ def cmd_down(settings: Settings, _: argparse.Namespace) -> None:
 def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
     if stack.flink_overview(settings) is None:
         raise stack.StackError(f"no Flink cluster at {settings.flink_rest_url}: run `make up` first")
+    if stack.flink_jars_stale(settings):
+        raise stack.StackError(
+            "the UDF jar was rebuilt after Flink started: `make up` restarts Flink to load it"
+        )
     running = job.active_jobs(settings, settings.job_name)
     if running:
         print(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
@@ -115,7 +119,8 @@ def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2
 
     first = metrics.business_counts(metrics.scrape(settings), job_id)
     time.sleep(sample_seconds)
-    now = metrics.business_counts(metrics.scrape(settings), job_id)
+    samples = metrics.scrape(settings)
+    now = metrics.business_counts(samples, job_id)
 
     def total(counts: dict, metric: str) -> float:
         return sum(counts.get(metric, {}).values())
@@ -131,6 +136,13 @@ def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2
             f"    attributed: {attributed:.0f} ({100 * attributed / checkouts:.1f} %),"
             f" unattributed {unattributed:.0f}"
         )
+    latency = metrics.latency_quantiles(samples, job_id)
+    if latency:
+        shown = ", ".join(
+            f"p{float(q) * 100:g} {v / 1000:.2f} s"
+            for q, v in sorted(latency.items(), key=lambda i: float(i[0]))
+        )
+        print(f"    end-to-end latency (datetime_occured to sink, last 10,000 rows): {shown}")
     late = now.get("late_events", {})
     print(f"    late events: {', '.join(f'{k} {v:.0f}' for k, v in sorted(late.items())) or 'none'}")
     malformed = now.get("malformed_records", {})

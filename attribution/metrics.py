@@ -55,3 +55,16 @@ def business_counts(samples: list[Sample], job_id: str) -> dict[str, dict[str, f
             if sample.name == f"{BUSINESS_PREFIX}{label}_{metric}":
                 counts[metric][sample.labels.get(label, "")] += sample.value
     return {metric: dict(values) for metric, values in counts.items()}
+
+
+LATENCY = BUSINESS_PREFIX + "checkout_latency_ms"
+
+
+def latency_quantiles(samples: list[Sample], job_id: str) -> dict[str, float]:
+    """{quantile: ms} of the end-to-end latency histogram, the worst subtask's for each quantile."""
+    worst: dict[str, float] = {}
+    for sample in samples:
+        if sample.name == LATENCY and sample.labels.get("job_id") == job_id and "quantile" in sample.labels:
+            q = sample.labels["quantile"]
+            worst[q] = max(worst.get(q, float("-inf")), sample.value)
+    return worst

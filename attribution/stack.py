@@ -341,6 +341,19 @@ def exec_flink_process(settings: Settings, name: str) -> None:
     os.execve(program, list(service.argv), {**os.environ, **service.env})
 
 
+def flink_jars_stale(settings: Settings) -> bool:
+    """Whether the running JobManager started before the UDF jar was last built."""
+    from attribution.deps import udf_jar
+
+    pid = running_pid(settings, "jobmanager")
+    jar = udf_jar()
+    return (
+        pid is not None
+        and jar.is_file()
+        and jar.stat().st_mtime > _pid_file(settings, "jobmanager").stat().st_mtime
+    )
+
+
 def flink_overview(settings: Settings) -> dict | None:
     import requests
 
@@ -484,6 +497,12 @@ def up(settings: Settings) -> None:
         drain_jobs(settings, "its broker is gone; a new one starts with empty topics")
     start(settings, broker_service(settings))
     create_topics(settings)
+    if flink_jars_stale(settings):
+        # The cluster loaded the job's jars when it started (FLINK_LIB_DIR): a rebuilt UDF jar
+        # takes effect only after a restart. A running job is stopped with a savepoint first.
+        drain_jobs(settings, "the UDF jar changed since Flink started; Flink restarts to load it")
+        for name in ("taskmanager", "jobmanager"):
+            stop(settings, name)
     for service in flink_services(settings):
         start(settings, service)
     prometheus = prometheus_service(settings)

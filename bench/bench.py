@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    if stack.flink_overview(settings) is None:
+    if stack.flink_overview(settings) is None or stack.flink_jars_stale(settings):
         stack.up(settings)
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(

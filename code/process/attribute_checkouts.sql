@@ -22,7 +22,11 @@ END
 INSERT INTO attributed_checkouts
 SELECT
     checkout_id, user_id, user_name, click_id, product_id, payment_method, total_amount,
-    shipping_address, billing_address, user_agent, ip_address, checkout_time, click_time
+    shipping_address, billing_address, user_agent, ip_address,
+    -- Metric only: datetime_occured to the row handed to the sink (which flushes within
+    -- SINK_FLUSH_INTERVAL_MS); updates of a row are observed too.
+    OBSERVED_LATENCY(checkout_time, {{ cfg.event_time_zone | sql_string }}, 'checkout_latency_ms') AS checkout_time,
+    click_time
 FROM (
     SELECT
         *,
