@@ -228,22 +228,49 @@ class BenchJob:
 
     def cancel(self) -> None:
         job.cancel(self.settings, self.job_id)
+        # Its rows are of no further use; left, they would slow every later run's row counts.
+        with psycopg2.connect(self.settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"DELETE FROM {self.settings.sink_table} WHERE checkout_id LIKE %s", (self.tag + "-%",)
+            )
+        conn.close()
 
 
-def count_rows(settings: Settings, prefix: str) -> int:
-    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT count(*) FROM {settings.sink_table} WHERE checkout_id LIKE %s", (prefix + "%",))
-        (n,) = cur.fetchone()
-    conn.close()
-    return n
+class Rows:
+    """Watches the sink table over one connection. Polling must not load Postgres: a LIKE count
+    is a sequential scan of the whole table, which every 50 ms took CPU from the job it measured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.sink_table
+        self.conn = psycopg2.connect(settings.psycopg_dsn())
+        self.conn.autocommit = True
+
+    def _one(self, sql: str, *args: object) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()[0]
+
+    def exists(self, checkout_id: str) -> bool:  # a primary-key lookup
+        return bool(self._one(f"SELECT count(*) FROM {self.table} WHERE checkout_id = %s", checkout_id))
+
+    def count(self, prefix: str) -> int:
+        return self._one(f"SELECT count(*) FROM {self.table} WHERE checkout_id LIKE %s", prefix + "%")
+
+    def wait_for(self, prefix: str, n: int, last_id: str, timeout: float = 600) -> None:
+        """Until `n` rows with the prefix exist: cheap polls for the last one first, then counts."""
+        wait(lambda: self.exists(last_id), timeout)
+        wait(lambda: self.count(prefix) >= n, timeout, interval=0.25)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def wait(check: Callable[[], bool], timeout: float) -> None:
+def wait(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark run did not complete")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def run_generator(settings: Settings, events: int) -> dict:
@@ -298,6 +325,7 @@ def run_burst(settings: Settings, events: int, passthrough: bool) -> dict:
         checkouts = events // 4
         start = datetime(2024, 1, 1)
         data = workload(bench.tag, checkouts, start, timedelta(milliseconds=10))
+        rows = Rows(settings)
         with ResourceSampler(settings) as sampler:
             began = time.perf_counter()
             produce(settings, data, bench.topics)
@@ -315,8 +343,9 @@ def run_burst(settings: Settings, events: int, passthrough: bool) -> dict:
                     bench.topics,
                     start + checkouts * timedelta(milliseconds=10) + timedelta(minutes=2),
                 )
-                wait(lambda: count_rows(settings, f"{bench.tag}-c") >= checkouts, 600)
+                rows.wait_for(f"{bench.tag}-c", checkouts, f"{bench.tag}-c{checkouts - 1}")
             seconds = time.perf_counter() - began
+        rows.close()
         return {
             "events": len(data),
             "seconds": round(seconds, 2),
@@ -345,7 +374,11 @@ def run_latency(settings: Settings, seconds: float, checkouts_per_s: float) -> d
                     p.send(bench.topics[kind], value, key)
                 sent_at[f"{bench.tag}-c{i}"] = time.time()
             p.flush()
-            wait(lambda: count_rows(settings, f"{bench.tag}-") >= n, 120)
+            rows = Rows(settings)
+            try:
+                rows.wait_for(f"{bench.tag}-", n, f"{bench.tag}-c{n - 1}", timeout=120)
+            finally:
+                rows.close()
         p.close()
         with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
             cur.execute(

@@ -322,7 +322,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         producer.close()
     elapsed = time.monotonic() - start_wall
-    print(f"done: {sent} events in {elapsed:.1f}s ({sent / max(elapsed, 1e-9):.0f}/s)", flush=True)
+    print(f"done: {sent} events in {elapsed:.2f}s ({sent / max(elapsed, 1e-9):.0f}/s)", flush=True)
     return 0
 
 

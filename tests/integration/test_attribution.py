@@ -171,6 +171,23 @@ def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(set
             {**ok_click, "click_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
             "datetime_occured_in_future",
         ),
+        # Only YYYY-MM-DD HH:MM:SS[.f...] naming a real moment is a datetime_occured.
+        *(
+            (
+                "clicks",
+                {**ok_click, "click_id": f"bad-ts-{n}", "datetime_occured": text},
+                "invalid_datetime_occured",
+            )
+            for n, text in enumerate(
+                [
+                    "2024-02-30 10:00:00.000",
+                    "2024-05-01T10:00:00.000",
+                    "2024-05-01 24:00:00.000",
+                    "2024-05-01 10:00",
+                ]
+            )
+        ),
+        ("clicks", '{"click_id": "trailing"} {"x": 1}', "not_json_object"),
         ("clicks", {**ok_click, "click_id": "bad-nul", "url": "a\u0000b"}, "nul_character"),
         ("clicks", {**ok_click, "click_id": "bad-big", "url": "x" * 70_000}, "payload_too_large"),
         ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
