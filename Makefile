@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)  ## venv, pinned packages, connector jars and the UDF jar (javac)
 	$(PY) -m attribution.deps
+	@# Optional: the Kubernetes manifest's schema check (tests) needs Node.js; skipped without it.
+	@if command -v npm >/dev/null && [ ! -d k8s/validate/node_modules ]; then \
+		npm ci --prefix k8s/validate --no-audit --no-fund --loglevel=error; fi
 
 run: setup  ## start the stack, the generator and the job; print where to look
 	$(CLI) run $(if $(FRESH),--fresh) -- $(DATAGEN_ARGS)

@@ -31,6 +31,13 @@ def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
         raise stack.StackError(
             "the UDF jar was rebuilt after Flink started: `make up` restarts Flink to load it"
         )
+    slots = (stack.flink_overview(settings) or {}).get("slots-total", 0)
+    if slots < settings.parallelism:
+        # Not an error: TaskManagers may still be registering (Compose, --scale); Flink waits.
+        print(
+            f"warning: FLINK_PARALLELISM={settings.parallelism} but the cluster has {slots} slots now; "
+            "the job waits for more TaskManagers (or lower FLINK_PARALLELISM)"
+        )
     running = job.active_jobs(settings, settings.job_name)
     if running:
         print(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
@@ -149,15 +156,17 @@ def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2
     print(f"    malformed: {', '.join(f'{k} {v:.0f}' for k, v in sorted(malformed.items())) or 'none'}")
 
     details = job.rest_get(settings, f"/jobs/{job_id}")
+    # Subtasks that have seen no watermark yet report Long.MIN_VALUE: left out.
     watermarks = [
         float(w["value"])
         for vertex in details["vertices"]
-        if vertex["name"].startswith("Rank")
+        if vertex["name"].startswith("IntervalJoin")
         for w in job.rest_get(settings, f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
     ]
-    if watermarks and min(watermarks) > 0:
+    watermarks = [w for w in watermarks if w > 0]
+    if watermarks:
         print(
-            f"    event-time lag (now - watermark at the ranking):"
+            f"    event-time lag (now - watermark into the join):"
             f" {time.time() - min(watermarks) / 1000:.1f} s"
         )
     checkpoints = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")

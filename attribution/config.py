@@ -85,6 +85,12 @@ class Settings:
 
     # The job
     job_name: str = _setting("JOB_NAME", "checkout-attribution-job", "Flink job name")
+    job_submission: str = _setting(
+        "JOB_SUBMISSION",
+        "remote",
+        "remote: submit to the cluster at FLINK_REST_HOST; application: run inside the JobManager "
+        "(Flink Kubernetes Operator, k8s/flinkdeployment.yaml)",
+    )
     parallelism: int = _setting("FLINK_PARALLELISM", 2, "Parallelism of the job")
     attribution_window_seconds: int = _setting(
         "ATTRIBUTION_WINDOW_SECONDS", 3600, "A click qualifies if checkout_time - window <= click_time"
@@ -208,10 +214,8 @@ class Settings:
             raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")
         if ":" not in self.kafka_bootstrap_servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS must be host:port")
-        if self.parallelism > self.task_slots:
-            raise ConfigError(
-                f"FLINK_PARALLELISM ({self.parallelism}) exceeds FLINK_TASK_SLOTS ({self.task_slots})"
-            )
+        if self.job_submission not in {"remote", "application"}:
+            raise ConfigError(f"JOB_SUBMISSION must be remote or application, got {self.job_submission!r}")
 
 
 def _env_of(name: str) -> str:

@@ -20,10 +20,19 @@ from attribution.sql import job_sql, render, statements
 
 def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[str, str]:
     """Flink options of the job itself (the cluster's own options are in conf/flink-config.yaml)."""
+    # In application mode (the Kubernetes operator) the JobManager runs this script itself and
+    # provides the executor; elsewhere the job goes to a session cluster's REST endpoint.
+    remote = (
+        {
+            "execution.target": "remote",
+            "rest.address": settings.flink_rest_host,
+            "rest.port": str(settings.flink_rest_port),
+        }
+        if settings.job_submission == "remote"
+        else {}
+    )
     conf = {
-        "execution.target": "remote",
-        "rest.address": settings.flink_rest_host,
-        "rest.port": str(settings.flink_rest_port),
+        **remote,
         "pipeline.name": settings.job_name,
         "parallelism.default": str(settings.parallelism),
         # The Table runtime never mutates a record it has emitted, so chained operators can pass

@@ -36,7 +36,7 @@ def test_keyword_overrides_win_over_environment() -> None:
     [
         ({"POSTGRES_PORT": "five"}, "POSTGRES_PORT='five' is not a valid int"),
         ({"FLINK_PARALLELISM": "0"}, "FLINK_PARALLELISM must be > 0"),
-        ({"FLINK_PARALLELISM": "8", "FLINK_TASK_SLOTS": "4"}, "exceeds FLINK_TASK_SLOTS"),
+        ({"JOB_SUBMISSION": "yarn"}, "JOB_SUBMISSION must be remote or application"),
         ({"KAFKA_SCAN_STARTUP_MODE": "sometimes"}, "unknown mode"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "host:port"),
         ({"STATE_BACKEND": "memory"}, "rocksdb or hashmap"),

@@ -121,3 +121,37 @@ def test_dashboard_is_provisioned_and_queries_flink_metrics() -> None:
     assert dashboard_metric_names()
     provider = yaml.safe_load((PROJECT_ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+K8S = PROJECT_ROOT / "k8s"
+
+
+def test_flinkdeployment_matches_the_operators_schema() -> None:
+    node = tool("node")
+    if not (K8S / "validate" / "node_modules").is_dir():
+        pytest.skip("k8s/validate/node_modules missing: `make setup` installs it when npm is present")
+    objects = list(yaml.safe_load_all((K8S / "flinkdeployment.yaml").read_text()))
+    result = subprocess.run(
+        [node, str(K8S / "validate" / "validate.mjs")],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "ok FlinkDeployment/" in result.stdout, result.stderr
+
+
+def test_flinkdeployment_runs_this_job_with_the_same_settings() -> None:
+    config_map, deployment = yaml.safe_load_all((K8S / "flinkdeployment.yaml").read_text())
+    known = {f.metadata["env"] for f in dataclasses.fields(Settings)}
+    assert set(config_map["data"]) <= known, set(config_map["data"]) - known
+    assert Settings.from_env(config_map["data"]).job_submission == "application"
+    lock = (PROJECT_ROOT / "requirements.lock").read_text()
+    flink = re.search(r"^apache-flink==(\d+)\.(\d+)\.(\d+)$", lock, re.MULTILINE)
+    job = deployment["spec"]["job"]
+    assert job["jarURI"] == f"local:///opt/flink/opt/flink-python-{flink[1]}.{flink[2]}.{flink[3]}.jar"
+    assert deployment["spec"]["flinkVersion"] == f"v{flink[1]}_{flink[2]}"
+    driver = job["args"][job["args"].index("-py") + 1]
+    assert driver.removeprefix("/opt/attribution/") == "code/checkout_attribution.py"
+    assert (PROJECT_ROOT / "code" / "checkout_attribution.py").is_file()
+    image = (PROJECT_ROOT / "container" / "flink-k8s" / "Dockerfile").read_text()
+    assert f"FROM flink:{flink[1]}.{flink[2]}.{flink[3]}-" in image and "JOB_SUBMISSION=application" in image
