@@ -136,6 +136,18 @@ def vertex_metric(settings: Settings, job_id: str, vertex_name_part: str, metric
     return total
 
 
+def vertex_watermark(settings: Settings, job_id: str, vertex_name_part: str) -> float:
+    """The lowest current input watermark (epoch ms) over the subtasks of the vertices whose name
+    contains a string; -inf while any of them has none yet."""
+    details = rest_get(settings, f"/jobs/{job_id}")
+    lowest = float("inf")
+    for vertex in details["vertices"]:
+        if vertex_name_part in vertex["name"]:
+            for entry in rest_get(settings, f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks"):
+                lowest = min(lowest, float(entry["value"]))
+    return float("-inf") if lowest in (float("inf"), -(2**63)) else lowest
+
+
 # --- savepoints and restoring ---------------------------------------------------------------
 def stop_with_savepoint(settings: Settings, job_id: str, drain: bool = False, timeout: float = 120.0) -> str:
     """Stops the job after a savepoint into STACK_DIR/savepoints; returns the savepoint's path.

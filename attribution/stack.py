@@ -472,6 +472,19 @@ def create_topics(
         admin.close()
 
 
+def delete_topics(settings: Settings, topics: Sequence[str]) -> None:
+    """Deletes topics (and their data: the embedded broker holds every topic in memory)."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="stack-admin")
+    try:
+        with contextlib.suppress(UnknownTopicOrPartitionError):
+            admin.delete_topics(list(topics))
+    finally:
+        admin.close()
+
+
 def broker_started_at(settings: Settings) -> float | None:
     """When the running broker was started (its pid file's time), or None if it is not running."""
     if running_pid(settings, "broker") is None:

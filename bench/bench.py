@@ -5,16 +5,22 @@ STACK_DIR/bench/. Not a test: it measures, it does not assert.
   generator    events/s from one process into the broker (pre-serialised events, one producer)
   burst        N events (3 clicks : 1 checkout) produced as fast as possible, from the first send
                to the last checkout row visible in Postgres
-  passthrough  the same N events read and parsed by a job that writes to a blackhole sink
+  passthrough  the same N events read, parsed and validated by a job that writes valid records to
+               a blackhole sink and rejected ones to dead_letters, as the job does; from the first
+               send until end markers sent last on every partition are visible in dead_letters
   latency      100 checkouts/s (plus 300 clicks/s) for a while; produce -> row visible, for
                attributed checkouts (updated_at minus the time the checkout was sent)
 
-Each run uses fresh topics and its own job, on the running stack (`make up`; started if absent).
+Each burst and pass-through run submits its own job on fresh topics, on the running stack
+(`make up`; started if absent), and sends it two bursts: "cold", right after submission, while the
+JVM is still compiling the job's generated code, and "warm", once event time has passed all of the
+first burst, its state is gone and the TaskManager is idle: the throughput of a running job.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -24,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,10 +234,15 @@ class BenchJob:
 
     def cancel(self) -> None:
         job.cancel(self.settings, self.job_id)
+        stack.delete_topics(self.settings, list(self.topics.values()))
         # Its rows are of no further use; left, they would slow every later run's row counts.
         with psycopg2.connect(self.settings.psycopg_dsn()) as conn, conn.cursor() as cur:
             cur.execute(
                 f"DELETE FROM {self.settings.sink_table} WHERE checkout_id LIKE %s", (self.tag + "-%",)
+            )
+            cur.execute(
+                f"DELETE FROM {self.settings.dead_letter_table} WHERE source_topic = ANY(%s)",
+                (list(self.topics.values()),),
             )
         conn.close()
 
@@ -242,6 +253,7 @@ class Rows:
 
     def __init__(self, settings: Settings) -> None:
         self.table = settings.sink_table
+        self.dead_letters = settings.dead_letter_table
         self.conn = psycopg2.connect(settings.psycopg_dsn())
         self.conn.autocommit = True
 
@@ -255,6 +267,11 @@ class Rows:
 
     def count(self, prefix: str) -> int:
         return self._one(f"SELECT count(*) FROM {self.table} WHERE checkout_id LIKE %s", prefix + "%")
+
+    def wait_for_dead_letters(self, topics: list[str], payload: str, n: int, timeout: float = 600) -> None:
+        """Until `n` dead letters from these topics carry this payload."""
+        sql = f"SELECT count(*) FROM {self.dead_letters} WHERE source_topic = ANY(%s) AND payload = %s"
+        wait(lambda: self._one(sql, topics, payload) >= n, timeout)
 
     def wait_for(self, prefix: str, n: int, last_id: str, timeout: float = 600) -> None:
         """Until `n` rows with the prefix exist: cheap polls for the last one first, then counts."""
@@ -273,14 +290,23 @@ def wait(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> N
         time.sleep(interval)
 
 
+@contextlib.contextmanager
+def fresh_topics(settings: Settings, names: list[str]) -> Iterator[None]:
+    """Topics for one run, deleted afterwards: the embedded broker keeps every topic in memory."""
+    stack.create_topics(settings, names)
+    try:
+        yield
+    finally:
+        stack.delete_topics(settings, names)
+
+
 def run_generator(settings: Settings, events: int) -> dict:
     """Both clients on the same pre-serialised events, one after the other."""
     result: dict = {}
     data = workload("gen", events // 4, datetime(2024, 1, 1), timedelta(milliseconds=10))
     for client in ("kafka-python", "confluent"):
         topics = {kind: f"bench-gen-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("clicks", "checkouts")}
-        stack.create_topics(settings, list(topics.values()))
-        with ResourceSampler(settings) as sampler:
+        with fresh_topics(settings, list(topics.values())), ResourceSampler(settings) as sampler:
             seconds = produce(settings, data, topics, client)
         result[f"{client}_events_per_s"] = round(len(data) / seconds)
         result["resources"] = sampler.summary()
@@ -291,14 +317,14 @@ def _datagen(settings: Settings, *args: str) -> tuple[int, float]:
     """Runs the real generator (datagen/gen_fake_data.py) on fresh topics; (events, seconds)."""
     tag = uuid.uuid4().hex[:6]
     topics = {"CLICKS_TOPIC": f"bench-dg-clicks-{tag}", "CHECKOUTS_TOPIC": f"bench-dg-checkouts-{tag}"}
-    stack.create_topics(settings, list(topics.values()))
-    done = subprocess.run(
-        [sys.executable, "datagen/gen_fake_data.py", "--no-users", *args],
-        env={**os.environ, **topics},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    with fresh_topics(settings, list(topics.values())):
+        done = subprocess.run(
+            [sys.executable, "datagen/gen_fake_data.py", "--no-users", *args],
+            env={**os.environ, **topics},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     match = re.search(r"done: (\d+) events in ([\d.]+)s", done)
     if match is None:
         raise RuntimeError(f"unexpected generator output: {done[-500:]}")
@@ -318,41 +344,81 @@ def run_datagen(settings: Settings, events: int) -> dict:
     }
 
 
+def end_markers(settings: Settings, topics: dict[str, str], marker: str) -> int:
+    """A record that is not JSON on every partition, sent after the data: once all of them are in
+    dead_letters, every record before them has been read and parsed. Returns how many were sent."""
+    p = Sender(settings)
+    for name in topics.values():
+        for partition in range(settings.topic_partitions):
+            p.send(name, marker.encode(), partition=partition)
+    p.close()
+    return len(topics) * settings.topic_partitions
+
+
+def settle(settings: Settings, job_id: str, watermark: datetime, timeout: float = 120) -> None:
+    """Until the join has processed `watermark` and fired the timers that clean up the state before
+    it, so that a following burst does not pay for that. The join emits a watermark after its
+    timers, held back by the attribution window: the sink sees `watermark` minus the window."""
+    seen = watermark - timedelta(seconds=settings.attribution_window_seconds)
+    target = seen.replace(tzinfo=UTC).timestamp() * 1000
+    wait(lambda: job.vertex_watermark(settings, job_id, "Sink: attributed_checkouts") >= target, timeout)
+
+
+def wait_for_idle(settings: Settings, below_pct: float = 10.0, timeout: float = 60) -> None:
+    """Until the TaskManager uses less than `below_pct` of a core for a second: the JIT compiler
+    has finished with the job's code and nothing of the previous burst is still in flight."""
+    tm = psutil.Process(stack.running_pid(settings, "taskmanager"))
+    family = [tm, *tm.children(recursive=True)]
+    deadline = time.monotonic() + timeout
+    for p in family:
+        p.cpu_percent()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        if sum(_safe(p.cpu_percent) or 0.0 for p in family) < below_pct:
+            return
+    print(f"(the TaskManager was still busy after {timeout:.0f}s; measuring anyway)", flush=True)
+
+
+PHASES = (("cold", datetime(2024, 1, 1)), ("warm", datetime(2024, 1, 1, 6)))
+STEP = timedelta(milliseconds=10)  # event time between checkouts in a burst
+
+
 def run_burst(settings: Settings, events: int, passthrough: bool) -> dict:
+    """A cold and a warm burst (see the module's doc) on one new job."""
     name = "pass" if passthrough else "burst"
-    bench = BenchJob(settings, name, ("process/passthrough_benchmark.sql",) if passthrough else ())
+    inserts = ("process/passthrough_benchmark.sql", "process/dead_letters.sql") if passthrough else ()
+    bench = BenchJob(settings, name, inserts)
+    rows = Rows(settings)
+    result: dict = {"events": events}
     try:
         checkouts = events // 4
-        start = datetime(2024, 1, 1)
-        data = workload(bench.tag, checkouts, start, timedelta(milliseconds=10))
-        rows = Rows(settings)
-        with ResourceSampler(settings) as sampler:
-            began = time.perf_counter()
-            produce(settings, data, bench.topics)
-            if passthrough:
-                total = len(data)
-                wait(
-                    lambda: (
-                        job.vertex_metric(bench.settings, bench.job_id, "blackhole", "read-records") >= total
-                    ),
-                    600,
-                )
-            else:
-                advance(
-                    settings,
-                    bench.topics,
-                    start + checkouts * timedelta(milliseconds=10) + timedelta(minutes=2),
-                )
-                rows.wait_for(f"{bench.tag}-c", checkouts, f"{bench.tag}-c{checkouts - 1}")
-            seconds = time.perf_counter() - began
-        rows.close()
-        return {
-            "events": len(data),
-            "seconds": round(seconds, 2),
-            "events_per_s": round(len(data) / seconds),
-            "resources": sampler.summary(),
-        }
+        for phase, start in PHASES:
+            tag = f"{bench.tag}-{phase}"
+            data = workload(tag, checkouts, start, STEP)
+            # Event time after the burst passes its clicks' hour: the join's state of this burst
+            # is cleaned before the next one starts.
+            after = start + checkouts * STEP + timedelta(hours=2)
+            with ResourceSampler(settings) as sampler:
+                began = time.perf_counter()
+                produce(settings, data, bench.topics)
+                if passthrough:
+                    sent = end_markers(settings, bench.topics, f"end-{tag}")
+                    rows.wait_for_dead_letters(list(bench.topics.values()), f"end-{tag}", sent)
+                else:
+                    advance(settings, bench.topics, after)
+                    rows.wait_for(f"{tag}-c", checkouts, f"{tag}-c{checkouts - 1}")
+                seconds = time.perf_counter() - began
+            result[f"{phase}_seconds"] = round(seconds, 2)
+            result[f"{phase}_events_per_s"] = round(len(data) / seconds)
+            result["resources"] = sampler.summary()  # the warm burst's, the last one
+            if phase == "cold":
+                if not passthrough:
+                    watermark = after - timedelta(seconds=settings.out_of_orderness_seconds)
+                    settle(bench.settings, bench.job_id, watermark)
+                wait_for_idle(settings)
+        return result
     finally:
+        rows.close()
         bench.cancel()
 
 
@@ -407,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=200_000, help="events per burst (default 200000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each run (default 3)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="unmeasured runs of passthrough and burst first (default 1): a TaskManager that has just "
+        "started is still compiling Flink's own code",
+    )
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="length of the latency run (60)")
     parser.add_argument(
         "--only", choices=["generator", "datagen", "burst", "passthrough", "latency"], action="append"
@@ -434,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in runs.items():
         if args.only and name not in args.only:
             continue
+        for w in range(args.warmup if name in {"passthrough", "burst"} else 0):
+            shown = {k: v for k, v in run().items() if k != "resources"}
+            print(f"{name} warm-up #{w + 1} (not counted): {shown}", flush=True)
         for r in range(args.repeat):
             try:
                 result = run()
@@ -451,10 +527,12 @@ def main(argv: list[str] | None = None) -> int:
         medians[name] = {k: statistics.median(r[k] for r in rs) for k in keys}
         print(f"  {name:<12} " + "  ".join(f"{k}={v}" for k, v in medians[name].items()))
     if "burst" in medians and "passthrough" in medians:
-        ratio = medians["burst"]["events_per_s"] / medians["passthrough"]["events_per_s"]
-        medians["burst_over_passthrough"] = round(ratio, 2)
-        print(f"  burst / passthrough throughput: {ratio:.2f}")
-    print("\nCPU (% of one core, mean) and peak RSS (MiB) per process, last run of each:")
+        for phase, _ in PHASES:
+            key = f"{phase}_events_per_s"
+            ratio = round(medians["burst"][key] / medians["passthrough"][key], 2)
+            medians[f"burst_over_passthrough_{phase}"] = ratio
+            print(f"  burst / passthrough throughput, {phase}: {ratio:.2f}")
+    print("\nCPU (% of one core, mean) and peak RSS (MiB) per process, last run of each (warm burst):")
     for name, rs in results.items():
         print(f"  {name}:")
         for proc, res in rs[-1].get("resources", {}).items():
