@@ -1,15 +1,22 @@
+{#- The payload parsed once per record: the view's FROM clause is
+        <source table>, {{ parsed_payload([field, ...]) }}
+    and the macros below read its columns through the alias `f`. -#}
+{% macro parsed_payload(fields) -%}
+LATERAL TABLE(JSON_FIELDS(payload, {{ fields | map('sql_string') | join(', ') }})) AS f
+{%- endmacro %}
+
 {#- Why a record is rejected, or NULL when it is usable. The first failing check names the reason.
     Only what the attribution needs is mandatory (id, user_id, product_id, datetime_occured);
     descriptive fields are optional, but a present field of the wrong type is rejected. -#}
 {% macro common_reject_reason(id_field) -%}
 CASE
-    WHEN payload IS NULL OR CHAR_LENGTH(payload) = 0 THEN 'empty_payload'
+    WHEN payload IS NULL OR f.payload_chars = 0 THEN 'empty_payload'
     -- An event is a few hundred bytes; megabytes of it are a producer bug, not a checkout.
-    WHEN CHAR_LENGTH(payload) > {{ cfg.max_payload_chars }} THEN 'payload_too_large'
-    WHEN NOT IS_JSON_OBJECT(payload) THEN 'not_json_object'
+    WHEN f.payload_chars > {{ cfg.max_payload_chars }} THEN 'payload_too_large'
+    WHEN NOT f.payload_is_object THEN 'not_json_object'
     -- Postgres text cannot hold NUL characters: writing one would fail the sink on every retry.
     -- (A raw NUL byte is not valid JSON; this is the escaped \u0000 in a field.)
-    WHEN JSON_CONTAINS_NUL(payload) THEN 'nul_character'
+    WHEN f.payload_has_nul THEN 'nul_character'
     WHEN {{ text(id_field) }} IS NULL THEN 'missing_{{ id_field }}'
     WHEN {{ field('user_id') }} IS NULL THEN 'missing_user_id'
     WHEN TRY_CAST({{ field('user_id') }} AS INT) IS NULL THEN 'invalid_user_id'
@@ -24,10 +31,10 @@ CASE
         THEN 'datetime_occured_in_future'
 {%- endmacro %}
 
-{#- A top-level JSON scalar as text, NULL when absent, JSON null, an array or an object.
-    JSON_FIELD parses the payload once per record however many fields are read. -#}
+{#- A top-level JSON scalar as text (a column of parsed_payload), NULL when absent, JSON null, an
+    array or an object. -#}
 {% macro field(name) -%}
-JSON_FIELD(payload, '{{ name }}')
+f.{{ name }}
 {%- endmacro %}
 
 {#- A JSON field as trimmed text, NULL when absent, JSON null or empty. -#}
@@ -43,6 +50,6 @@ NULLIF(TRIM({{ field(name) }}), '')
     {{ reason }} AS reason,
     -- Stored for inspection and replay; capped so that one oversized record cannot bloat the table.
     SUBSTRING(REPLACE(COALESCE(payload, ''), CHR(0), ''), 1, {{ cfg.max_payload_chars }}) AS payload,
-    CHAR_LENGTH(payload) AS payload_chars,
+    payload_chars,
     CAST(kafka_timestamp AS TIMESTAMP(3)) AS kafka_timestamp
 {%- endmacro %}

@@ -1,4 +1,4 @@
-{% from "process/_validation.sql" import common_reject_reason, field, text with context %}
+{% from "process/_validation.sql" import common_reject_reason, field, parsed_payload, text with context %}
 -- Checkouts with typed fields and, for unusable records, the reason they are rejected.
 CREATE TEMPORARY VIEW checkouts_checked AS
 SELECT
@@ -22,5 +22,8 @@ SELECT
             THEN 'negative_total_amount'
         ELSE CAST(NULL AS STRING)
     END AS reject_reason,
-    payload, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp
-FROM checkouts_raw
+    payload, f.payload_chars, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp
+FROM checkouts_raw, {{ parsed_payload([
+    'checkout_id', 'user_id', 'product_id', 'payment_method', 'total_amount', 'shipping_address',
+    'billing_address', 'user_agent', 'ip_address', 'datetime_occured',
+]) }}

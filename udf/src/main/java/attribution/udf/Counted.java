@@ -14,7 +14,8 @@ import java.util.Map;
  * COUNTED(value, 'metric', 'label', label_value): returns {@code value} unchanged and adds one to
  * the calling operator's counter {@code attribution.<label>.<metric>}, which the Prometheus
  * reporter exports as {@code flink_taskmanager_job_task_operator_attribution_<label>_<metric>} with
- * the label {@code <label>="<label_value>"}.
+ * the label {@code <label>="<label_value>"}. COUNTED(value, 'metric', 'label') counts under the
+ * value itself as the label's value (a reason, a kind), so the planner inlines value once, not twice.
  *
  * <p>Declared non-deterministic so that the planner neither folds it nor copies it into several
  * expressions: each evaluation is one event counted. Labels should be few (reasons, kinds), not ids.
@@ -45,6 +46,13 @@ public class Counted extends ScalarFunction {
         }
         counter.inc();
         return value;
+    }
+
+    public @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData eval(
+            @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData value,
+            String metric,
+            String label) {
+        return eval(value, metric, label, value == null ? null : value.toString());
     }
 
     @Override

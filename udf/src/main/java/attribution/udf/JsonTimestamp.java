@@ -7,12 +7,16 @@ import org.apache.flink.table.functions.ScalarFunction;
 
 /**
  * JSON_TIMESTAMP(payload, name): a top-level field "YYYY-MM-DD HH:MM:SS[.fff]" as TIMESTAMP(3);
- * NULL when it is missing, of another form, or not a real date and time. One parse per record
- * shared with JSON_FIELD (see {@link ParsedPayload}).
+ * NULL when it is missing, of another form, or not a real date and time, or when the payload is
+ * not a JSON object. Shares one parse per record with JSON_FIELDS (see {@link ParsedPayload}).
  */
 public class JsonTimestamp extends ScalarFunction {
 
     private static final long serialVersionUID = 1L;
+
+    /** The last field name asked for, as text: calls pass the same literal every time. */
+    private transient StringData lastName;
+    private transient String lastNameText;
 
     public @DataTypeHint(value = "TIMESTAMP(3)", bridgedTo = TimestampData.class) TimestampData eval(
             @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData payload,
@@ -20,6 +24,10 @@ public class JsonTimestamp extends ScalarFunction {
         if (payload == null || name == null) {
             return null;
         }
-        return ParsedPayload.timestampOf(payload, name);
+        if (name != lastName) {
+            lastNameText = name.toString();
+            lastName = name;
+        }
+        return ParsedPayload.of(payload).timestamp(lastNameText);
     }
 }

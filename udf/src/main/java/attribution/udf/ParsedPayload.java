@@ -1,8 +1,8 @@
 package attribution.udf;
 
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.DeserializationFeature;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.TimestampData;
 
@@ -11,76 +11,133 @@ import java.time.DateTimeException;
 import java.time.LocalDateTime;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Map;
 
 /**
- * The top-level scalar fields of the last payload parsed on this thread.
+ * The last payload read on this thread: its top-level scalar fields, whether it is one JSON
+ * object, whether it holds U+0000, and its length in characters.
  *
- * <p>Why: JSON_VALUE parses the whole document on every call, about twenty calls per event in the
- * validation rules, which made parsing the job's bottleneck. The planner inlines function calls
- * into every expression that uses them, so a "parse once into a column" view still parses per
- * use. Remembering the last parse per thread makes every further call for the same record a byte
- * comparison and a hash lookup. Parsing is deterministic, so an equal payload gives the same fields.
+ * <p>Why a per-thread memo: a record's payload is read by several calls (the source's watermark,
+ * JSON_FIELDS, JSON_TIMESTAMP in the validation rules), and parsing is the costly part. The same
+ * payload object normally reaches every call of one record, so the check is an identity
+ * comparison; an equal payload in another object (a copy) is recognised by its bytes. Parsing is
+ * deterministic, so an equal payload gives the same fields.
  */
 final class ParsedPayload {
 
-    private static final ObjectMapper MAPPER =
-            new ObjectMapper()
-                    .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-                    .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS);
+    private static final JsonFactory JSON = new JsonFactory();
 
     private static final ThreadLocal<ParsedPayload> LAST = ThreadLocal.withInitial(ParsedPayload::new);
 
-    /** Stands for "not a timestamp" in the cache, where a missing key means "not parsed yet". */
+    /** Stands for "not a timestamp" in the memo, where a missing key means "not read yet". */
     private static final TimestampData INVALID = TimestampData.fromEpochMillis(Long.MIN_VALUE);
 
-    private byte[] payload;
+    /** The payload these fields were read from: the object, and a copy of its bytes. */
+    private StringData source;
+    private byte[] bytes;
     /** NULL when the payload is not exactly one JSON object. */
-    private Map<StringData, StringData> fields;
-    /** Whether a field name or text value holds U+0000, which Postgres text cannot store. */
+    private Map<String, StringData> fields;
     private boolean containsNul;
-    /** Fields already read as timestamps: java.time parsing is costly enough to do once. */
-    private final Map<StringData, TimestampData> timestamps = new HashMap<>();
+    private int chars;
+    private final Map<String, TimestampData> timestamps = new HashMap<>();
 
     private ParsedPayload() {}
 
-    private static ParsedPayload of(StringData payload) {
-        byte[] bytes = payload.toBytes();
+    /** The parsed form of {@code payload} (not NULL). */
+    static ParsedPayload of(StringData payload) {
         ParsedPayload last = LAST.get();
-        if (last.payload == null || !Arrays.equals(last.payload, bytes)) {
-            last.containsNul = false;
-            last.fields = last.parse(bytes);
-            last.timestamps.clear();
-            // toBytes() may return the record's own buffer, which is reused for the next record.
-            last.payload = bytes.clone();
+        if (payload != last.source) {
+            byte[] bytes = payload.toBytes();
+            if (last.bytes == null || !Arrays.equals(last.bytes, bytes)) {
+                last.read(bytes.clone()); // toBytes() may return a buffer that is reused
+            }
+            last.source = payload;
         }
         return last;
     }
 
-    /** The fields of {@code payload}, or NULL when it is not exactly one JSON object. */
-    static Map<StringData, StringData> fieldsOf(StringData payload) {
-        return of(payload).fields;
+    /** Whether the payload is exactly one JSON object (nothing after it). */
+    boolean isObject() {
+        return fields != null;
     }
 
-    /** Whether a field name or scalar value of the payload holds U+0000 (written as \\u0000). */
-    static boolean containsNul(StringData payload) {
-        return of(payload).containsNul;
+    /** Whether a field name or scalar value holds U+0000 (written as \\u0000 in JSON). */
+    boolean containsNul() {
+        return containsNul;
     }
 
-    /** Field {@code name} read as a timestamp (see {@link #parseTimestamp}), or NULL. */
-    static TimestampData timestampOf(StringData payload, StringData name) {
-        ParsedPayload parsed = of(payload);
-        if (parsed.fields == null) {
+    /** The payload's length in characters (code points), as CHAR_LENGTH counts them. */
+    int chars() {
+        return chars;
+    }
+
+    /**
+     * A top-level field as text, as JSON_VALUE gives it; NULL when it is missing, JSON null, an
+     * array or an object, or when the payload is not a JSON object.
+     */
+    StringData field(String name) {
+        return fields == null ? null : fields.get(name);
+    }
+
+    /** A field read as a timestamp (see {@link #parseTimestamp}), or NULL. */
+    TimestampData timestamp(String name) {
+        if (fields == null) {
             return null;
         }
-        TimestampData value = parsed.timestamps.get(name);
+        TimestampData value = timestamps.get(name);
         if (value == null) {
-            StringData text = parsed.fields.get(name);
+            StringData text = fields.get(name);
             value = text == null ? null : parseTimestamp(text.toString());
-            parsed.timestamps.put(name, value == null ? INVALID : value);
+            timestamps.put(name, value == null ? INVALID : value);
         }
         return value == INVALID ? null : value;
+    }
+
+    private void read(byte[] payload) {
+        bytes = payload;
+        chars = countChars(payload);
+        containsNul = false;
+        timestamps.clear();
+        fields = parseObject(payload);
+    }
+
+    /** UTF-8 characters: every byte that does not continue a multi-byte sequence starts one. */
+    private static int countChars(byte[] utf8) {
+        int n = 0;
+        for (byte b : utf8) {
+            if ((b & 0xC0) != 0x80) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** The top-level scalar fields, or NULL when the text is not exactly one JSON object. */
+    private Map<String, StringData> parseObject(byte[] payload) {
+        Map<String, StringData> result = new HashMap<>();
+        try (JsonParser parser = JSON.createParser(payload)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                return null;
+            }
+            for (JsonToken token = parser.nextToken(); token != JsonToken.END_OBJECT; token = parser.nextToken()) {
+                String name = parser.currentName(); // token is FIELD_NAME: the parser rejects anything else
+                JsonToken value = parser.nextToken();
+                if (value == JsonToken.START_OBJECT || value == JsonToken.START_ARRAY) {
+                    parser.skipChildren(); // as JSON_VALUE: only scalars have a value
+                    result.remove(name);
+                } else if (value == JsonToken.VALUE_NULL) {
+                    result.remove(name);
+                } else {
+                    String text = parser.getText();
+                    containsNul |= text.indexOf('\0') >= 0 || name.indexOf('\0') >= 0;
+                    result.put(name, StringData.fromString(text));
+                }
+            }
+            // Exactly one object: anything after it but whitespace makes the payload something else.
+            return parser.nextToken() == null ? result : null;
+        } catch (IOException e) {
+            return null;
+        }
     }
 
     /**
@@ -135,30 +192,5 @@ final class ParsedPayload {
             value = value * 10 + (c - '0');
         }
         return value;
-    }
-
-    private Map<StringData, StringData> parse(byte[] payload) {
-        final JsonNode root;
-        try {
-            root = MAPPER.readTree(payload);
-        } catch (IOException e) {
-            return null;
-        }
-        if (root == null || !root.isObject()) {
-            return null;
-        }
-        Map<StringData, StringData> fields = new HashMap<>(2 * root.size());
-        Iterator<Map.Entry<String, JsonNode>> it = root.fields();
-        while (it.hasNext()) {
-            Map.Entry<String, JsonNode> field = it.next();
-            JsonNode value = field.getValue();
-            // As JSON_VALUE: only scalars have a value; null, arrays and objects do not.
-            if (value.isValueNode() && !value.isNull()) {
-                String text = value.asText();
-                containsNul |= text.indexOf('\0') >= 0 || field.getKey().indexOf('\0') >= 0;
-                fields.put(StringData.fromString(field.getKey()), StringData.fromString(text));
-            }
-        }
-        return fields;
     }
 }

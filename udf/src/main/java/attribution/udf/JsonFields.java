@@ -1,0 +1,89 @@
+package attribution.udf;
+
+import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.functions.TableFunction;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.inference.ArgumentTypeStrategy;
+import org.apache.flink.table.types.inference.CallContext;
+import org.apache.flink.table.types.inference.InputTypeStrategies;
+import org.apache.flink.table.types.inference.TypeInference;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * JSON_FIELDS(payload, 'name', ...): reads a record's raw text once and returns exactly one row:
+ *
+ * <pre>
+ *   payload_chars      INT      the payload's length in characters (NULL for a NULL payload)
+ *   payload_is_object  BOOLEAN  whether it is exactly one JSON object, nothing after it
+ *   payload_has_nul    BOOLEAN  whether a field name or scalar value holds U+0000
+ *   name, ...          STRING   each named top-level field as text, as JSON_VALUE gives it; NULL
+ *                               when missing, JSON null, an array or an object, or when the
+ *                               payload is not a JSON object
+ * </pre>
+ *
+ * <p>Why a table function: the planner copies a scalar function call into every expression that
+ * uses its result, so field-by-field JSON functions ran dozens of times per record and made the
+ * generated code, and its compilation, large. A row from LATERAL TABLE is computed once and read
+ * as plain columns. It always returns a row, so that the lateral join never drops a record.
+ */
+public class JsonFields extends TableFunction<RowData> {
+
+    private static final long serialVersionUID = 1L;
+    private static final int PAYLOAD_COLUMNS = 3;
+    private static final DataType TEXT = DataTypes.STRING().bridgedTo(StringData.class);
+
+    /** The field names of this call, from its literal arguments (the same for every record). */
+    private transient String[] names;
+
+    public void eval(StringData payload, StringData... fieldNames) {
+        if (names == null) {
+            names = new String[fieldNames.length];
+            for (int i = 0; i < names.length; i++) {
+                names[i] = fieldNames[i].toString();
+            }
+        }
+        GenericRowData row = new GenericRowData(PAYLOAD_COLUMNS + names.length);
+        if (payload != null) {
+            ParsedPayload parsed = ParsedPayload.of(payload);
+            row.setField(0, parsed.chars());
+            row.setField(1, parsed.isObject());
+            row.setField(2, parsed.containsNul());
+            for (int i = 0; i < names.length; i++) {
+                row.setField(PAYLOAD_COLUMNS + i, parsed.field(names[i]));
+            }
+        }
+        collect(row);
+    }
+
+    @Override
+    public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        // Names are checked to be literals by the output strategy, which reads them.
+        ArgumentTypeStrategy text = InputTypeStrategies.explicit(TEXT);
+        return TypeInference.newBuilder()
+                .inputTypeStrategy(InputTypeStrategies.varyingSequence(text, text))
+                .outputTypeStrategy(JsonFields::outputType)
+                .build();
+    }
+
+    private static Optional<DataType> outputType(CallContext call) {
+        List<DataTypes.Field> columns = new ArrayList<>();
+        columns.add(DataTypes.FIELD("payload_chars", DataTypes.INT()));
+        columns.add(DataTypes.FIELD("payload_is_object", DataTypes.BOOLEAN()));
+        columns.add(DataTypes.FIELD("payload_has_nul", DataTypes.BOOLEAN()));
+        for (int i = 1; i < call.getArgumentDataTypes().size(); i++) {
+            Optional<String> field = call.getArgumentValue(i, String.class);
+            if (field.isEmpty()) {
+                return call.fail(true, "JSON_FIELDS: field names must be string literals");
+            }
+            columns.add(DataTypes.FIELD(field.get(), TEXT));
+        }
+        return Optional.of(DataTypes.ROW(columns).bridgedTo(RowData.class));
+    }
+}
