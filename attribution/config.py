@@ -131,7 +131,12 @@ class Settings:
     checkpoint_dir: str = _setting(
         "CHECKPOINT_DIR", "", "Checkpoint storage URI (default: file://<STACK_DIR>/checkpoints)"
     )
-    state_backend: str = _setting("STATE_BACKEND", "rocksdb", "Flink state backend (rocksdb, hashmap)")
+    state_backend: str = _setting(
+        "STATE_BACKEND",
+        "hashmap",
+        "hashmap: state on the JVM heap (fastest; the state must fit the heap); rocksdb: on local "
+        "disk with incremental checkpoints (large state). Read by `make up` too (memory split)",
+    )
 
     # Embedded stack
     stack_dir: str = _setting(
