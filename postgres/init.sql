@@ -43,9 +43,11 @@ CREATE INDEX IF NOT EXISTS attributed_checkouts_checkout_time
 CREATE OR REPLACE FUNCTION commerce.keep_earliest_attribution() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Ties on click_time go to the smaller click_id in byte order (COLLATE "C"), as the job
+    -- ranks them; the database's own collation (en_US in the Compose image) may order differently.
     IF OLD.click_id IS NOT NULL AND (
         NEW.click_id IS NULL
-        OR (NEW.click_time, NEW.click_id) > (OLD.click_time, OLD.click_id)
+        OR (NEW.click_time, NEW.click_id COLLATE "C") > (OLD.click_time, OLD.click_id COLLATE "C")
     ) THEN
         NEW.click_id := OLD.click_id;
         NEW.click_time := OLD.click_time;
