@@ -33,6 +33,33 @@ def taskmanager_heap(settings: Settings) -> float:
     return total
 
 
+def taskmanager_gc(settings: Settings) -> dict[str, float]:
+    """Garbage collections so far, summed over TaskManagers: {collector.Count|Time: value}."""
+    totals: dict[str, float] = {}
+    for tm in job.rest_get(settings, "/taskmanagers")["taskmanagers"]:
+        names = [
+            m["id"]
+            for m in job.rest_get(settings, f"/taskmanagers/{tm['id']}/metrics")
+            if m["id"].startswith("Status.JVM.GarbageCollector.") and m["id"].endswith((".Count", ".Time"))
+        ]
+        for metric in job.rest_get(settings, f"/taskmanagers/{tm['id']}/metrics?get={','.join(names)}"):
+            key = metric["id"].removeprefix("Status.JVM.GarbageCollector.")
+            totals[key] = totals.get(key, 0.0) + float(metric["value"])
+    return totals
+
+
+def gc_during(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{collector: {count, mean_pause_ms}} between two taskmanager_gc() readings."""
+    result = {}
+    for key in after:
+        if key.endswith(".Count") and not key.startswith("All."):
+            collector = key.removesuffix(".Count")
+            count = after[key] - before.get(key, 0.0)
+            time_ms = after[f"{collector}.Time"] - before.get(f"{collector}.Time", 0.0)
+            result[collector] = {"count": count, "mean_pause_ms": round(time_ms / count, 1) if count else 0.0}
+    return result
+
+
 def sample(settings: Settings, job_id: str, since: float) -> dict:
     checkpoints = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")
     latest = (checkpoints.get("latest") or {}).get("completed") or {}
@@ -51,6 +78,7 @@ def sample(settings: Settings, job_id: str, since: float) -> dict:
         "checkpointed_mib": round(latest.get("checkpointed_size", 0) / 2**20, 2),
         "checkpoint_ms": latest.get("end_to_end_duration"),
         "heap_mib": round(taskmanager_heap(settings), 1),
+        "gc": taskmanager_gc(settings),
         "rows": rows,
         "event_time": newest.isoformat(sep=" ") if newest else None,
     }
@@ -93,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     samples = []
     since = time.time()
+    gc_before = taskmanager_gc(settings)
     deadline = time.monotonic() + args.minutes * 60
     try:
         header = ("min", "event time", "rows", "state MiB", "ckpt MiB", "ckpt ms", "heap MiB")
@@ -121,13 +150,15 @@ def main(argv: list[str] | None = None) -> int:
             "max": max(s["state_mib"] for s in window_full),
         },
         "second_half_heap_mib_median": statistics.median(s["heap_mib"] for s in window_full),
+        "gc_during_run": gc_during(gc_before, samples[-1]["gc"]),
     }
     out = Path(settings.stack_dir) / "bench" / f"soak-{int(time.time())}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     print(
         f"second half: state {summary['second_half_state_mib']} MiB, heap median "
-        f"{summary['second_half_heap_mib_median']} MiB\nsaved {out}"
+        f"{summary['second_half_heap_mib_median']} MiB\n"
+        f"garbage collections during the run: {summary['gc_during_run']}\nsaved {out}"
     )
     return 0
 
