@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg2
@@ -184,10 +185,13 @@ class ResourceSampler:
             for p in group:
                 _safe(p.cpu_percent)
         while not self._stop.wait(0.5):
-            for name, group in self._members().items():
-                self.cpu[name].append(sum(_safe(p.cpu_percent) or 0.0 for p in group))
-                rss = sum((_safe(lambda p=p: p.memory_info().rss) or 0) for p in group) / 2**20
-                self.rss[name] = max(self.rss[name], rss)
+            self._sample()
+
+    def _sample(self) -> None:
+        for name, group in self._members().items():
+            self.cpu[name].append(sum(_safe(p.cpu_percent) or 0.0 for p in group))
+            rss = sum((_safe(lambda p=p: p.memory_info().rss) or 0) for p in group) / 2**20
+            self.rss[name] = max(self.rss[name], rss)
 
     def __enter__(self) -> ResourceSampler:
         self._thread.start()
@@ -196,12 +200,53 @@ class ResourceSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()  # a run shorter than the sampling interval still gets one sample
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {
             n: {"cpu_pct": round(statistics.mean(v), 1) if v else 0.0, "peak_rss_mib": round(self.rss[n])}
             for n, v in self.cpu.items()
         }
+
+
+class TaskManagerThreads:
+    """CPU seconds of the TaskManager's threads between two readings, by kind: Flink's task threads
+    by name (e.g. "IntervalJoin[N]"; Linux keeps 15 characters), the JIT compiler and the garbage
+    collector. Where a burst's CPU goes, without a profiler."""
+
+    KINDS = (
+        ("JIT compiler", re.compile(r"Compiler")),
+        ("garbage collector", re.compile(r"^(GC |G1 |VM Thread)")),
+    )
+
+    def __init__(self, settings: Settings) -> None:
+        self.task_dir = Path(f"/proc/{stack.running_pid(settings, 'taskmanager')}/task")
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        seconds: dict[str, float] = {}
+        if not self.task_dir.is_dir():
+            return seconds  # no /proc (not Linux): no breakdown
+        for task in self.task_dir.iterdir():
+            try:
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # the thread ended
+            key = f"{task.name} {name}"
+            seconds[key] = (int(fields[11]) + int(fields[12])) / self.ticks  # utime + stime
+        return seconds
+
+    def us_per_event(self, events: int) -> dict[str, float]:
+        """Since construction: µs of CPU per event by kind of thread, largest first."""
+        by_kind: dict[str, float] = {}
+        for key, value in self._read().items():
+            name = key.split(" ", 1)[1]
+            kind = next((k for k, pattern in self.KINDS if pattern.search(name)), re.sub(r"\d+", "N", name))
+            by_kind[kind] = by_kind.get(kind, 0.0) + value - self._start.get(key, 0.0)
+        ranked = sorted(by_kind.items(), key=lambda kv: -kv[1])
+        return {kind: round(sec / events * 1e6, 2) for kind, sec in ranked if sec / events * 1e6 >= 0.1}
 
 
 def _safe(call: Callable[[], float]) -> float | None:
@@ -248,8 +293,10 @@ class BenchJob:
 
 
 class Rows:
-    """Watches the sink table over one connection. Polling must not load Postgres: a LIKE count
-    is a sequential scan of the whole table, which every 50 ms took CPU from the job it measured."""
+    """Watches the result tables over one connection. Polling must not load Postgres: a LIKE count
+    is a sequential scan of the whole table, which every 50 ms took CPU from the job it measured.
+    When a run is complete, the time its last row was written is read from the row itself
+    (`updated_at`, `written_at`: clock_timestamp() at the write), so polling adds no error."""
 
     def __init__(self, settings: Settings) -> None:
         self.table = settings.sink_table
@@ -257,7 +304,7 @@ class Rows:
         self.conn = psycopg2.connect(settings.psycopg_dsn())
         self.conn.autocommit = True
 
-    def _one(self, sql: str, *args: object) -> int:
+    def _one(self, sql: str, *args: object) -> Any:
         with self.conn.cursor() as cur:
             cur.execute(sql, args)
             return cur.fetchone()[0]
@@ -268,15 +315,19 @@ class Rows:
     def count(self, prefix: str) -> int:
         return self._one(f"SELECT count(*) FROM {self.table} WHERE checkout_id LIKE %s", prefix + "%")
 
-    def wait_for_dead_letters(self, topics: list[str], payload: str, n: int, timeout: float = 600) -> None:
-        """Until `n` dead letters from these topics carry this payload."""
-        sql = f"SELECT count(*) FROM {self.dead_letters} WHERE source_topic = ANY(%s) AND payload = %s"
-        wait(lambda: self._one(sql, topics, payload) >= n, timeout)
+    def wait_for_dead_letters(self, topics: list[str], payload: str, n: int, timeout: float = 600) -> float:
+        """Until `n` dead letters from these topics carry this payload; when the last was written."""
+        where = f"FROM {self.dead_letters} WHERE source_topic = ANY(%s) AND payload = %s"
+        wait(lambda: self._one(f"SELECT count(*) {where}", topics, payload) >= n, timeout)
+        return float(self._one(f"SELECT extract(epoch FROM max(written_at)) {where}", topics, payload))
 
-    def wait_for(self, prefix: str, n: int, last_id: str, timeout: float = 600) -> None:
-        """Until `n` rows with the prefix exist: cheap polls for the last one first, then counts."""
+    def wait_for(self, prefix: str, n: int, last_id: str, timeout: float = 600) -> float:
+        """Until `n` rows with the prefix exist (cheap polls for the last one first, then counts);
+        returns when the last of them was written (epoch seconds)."""
         wait(lambda: self.exists(last_id), timeout)
         wait(lambda: self.count(prefix) >= n, timeout, interval=0.25)
+        where = f"FROM {self.table} WHERE checkout_id LIKE %s"
+        return float(self._one(f"SELECT extract(epoch FROM max(updated_at)) {where}", prefix + "%"))
 
     def close(self) -> None:
         self.conn.close()
@@ -398,19 +449,21 @@ def run_burst(settings: Settings, events: int, passthrough: bool) -> dict:
             # Event time after the burst passes its clicks' hour: the join's state of this burst
             # is cleaned before the next one starts.
             after = start + checkouts * STEP + timedelta(hours=2)
+            threads = TaskManagerThreads(settings)
             with ResourceSampler(settings) as sampler:
-                began = time.perf_counter()
+                began = time.time()  # the clock Postgres stamps rows with: the same host's
                 produce(settings, data, bench.topics)
                 if passthrough:
                     sent = end_markers(settings, bench.topics, f"end-{tag}")
-                    rows.wait_for_dead_letters(list(bench.topics.values()), f"end-{tag}", sent)
+                    done = rows.wait_for_dead_letters(list(bench.topics.values()), f"end-{tag}", sent)
                 else:
                     advance(settings, bench.topics, after)
-                    rows.wait_for(f"{tag}-c", checkouts, f"{tag}-c{checkouts - 1}")
-                seconds = time.perf_counter() - began
+                    done = rows.wait_for(f"{tag}-c", checkouts, f"{tag}-c{checkouts - 1}")
+                seconds = done - began
             result[f"{phase}_seconds"] = round(seconds, 2)
             result[f"{phase}_events_per_s"] = round(len(data) / seconds)
             result["resources"] = sampler.summary()  # the warm burst's, the last one
+            result["taskmanager_us_per_event"] = threads.us_per_event(len(data))  # the warm burst's too
             if phase == "cold":
                 if not passthrough:
                     watermark = after - timedelta(seconds=settings.out_of_orderness_seconds)
@@ -467,6 +520,11 @@ def run_latency(settings: Settings, seconds: float, checkouts_per_s: float) -> d
         bench.cancel()
 
 
+def figures(result: dict) -> dict[str, float]:
+    """The numbers of a run's result (not the per-process and per-thread breakdowns)."""
+    return {k: v for k, v in result.items() if isinstance(v, int | float)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -508,8 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         for w in range(args.warmup if name in {"passthrough", "burst"} else 0):
-            shown = {k: v for k, v in run().items() if k != "resources"}
-            print(f"{name} warm-up #{w + 1} (not counted): {shown}", flush=True)
+            print(f"{name} warm-up #{w + 1} (not counted): {figures(run())}", flush=True)
         for r in range(args.repeat):
             try:
                 result = run()
@@ -517,14 +574,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} #{r + 1}: FAILED: {error!r}", flush=True)
                 continue
             results.setdefault(name, []).append(result)
-            shown = {k: v for k, v in result.items() if k != "resources"}
-            print(f"{name} #{r + 1}: {shown}", flush=True)
+            print(f"{name} #{r + 1}: {figures(result)}", flush=True)
 
     print("\nMedians over", args.repeat, "runs:")
     medians = {}
     for name, rs in results.items():
-        keys = [k for k in rs[0] if k != "resources"]
-        medians[name] = {k: statistics.median(r[k] for r in rs) for k in keys}
+        medians[name] = {k: statistics.median(r[k] for r in rs) for k in figures(rs[0])}
         print(f"  {name:<12} " + "  ".join(f"{k}={v}" for k, v in medians[name].items()))
     if "burst" in medians and "passthrough" in medians:
         for phase, _ in PHASES:
@@ -537,6 +592,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}:")
         for proc, res in rs[-1].get("resources", {}).items():
             print(f"    {proc:<18} cpu {res['cpu_pct']:6.1f}%  rss {res['peak_rss_mib']:6d} MiB")
+    for name, rs in results.items():
+        if "taskmanager_us_per_event" in rs[-1]:
+            print(f"\nTaskManager CPU per event (µs) by thread, last {name} run (warm burst):")
+            for kind, us in rs[-1]["taskmanager_us_per_event"].items():
+                print(f"    {us:6.2f}  {kind}")
     out = Path(settings.stack_dir) / "bench" / f"bench-{int(time.time())}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "runs": results, "medians": medians}, indent=2))
