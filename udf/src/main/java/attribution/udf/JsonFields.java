@@ -39,7 +39,10 @@ public class JsonFields extends TableFunction<RowData> {
     private static final int PAYLOAD_COLUMNS = 3;
     private static final DataType TEXT = DataTypes.STRING().bridgedTo(StringData.class);
 
-    /** The field names of this call, from its literal arguments (the same for every record). */
+    /**
+     * The field names of this call, from its literal arguments (the same for every record; the
+     * planner creates an instance per call, so two calls with other names never share one).
+     */
     private transient String[] names;
 
     public void eval(StringData payload, StringData... fieldNames) {
