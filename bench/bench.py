@@ -139,19 +139,26 @@ def produce(
     return elapsed
 
 
-def advance(settings: Settings, topics: dict[str, str], to: datetime) -> None:
-    """A click and a checkout stamped `to` on every partition, so event time passes everything."""
+def to_every_partition(settings: Settings, topics: dict[str, str], value: Callable[[str], bytes]) -> int:
+    """One record on every partition of the topics, `value(kind)` for each; returns how many."""
     p = Sender(settings)
     for kind, name in topics.items():
         for partition in range(settings.topic_partitions):
-            body = {
-                "user_id": 1,
-                "product_id": "wm",
-                "datetime_occured": stamp(to),
-                ("click_id" if kind == "clicks" else "checkout_id"): f"wm-{uuid.uuid4()}",
-            }
-            p.send(name, json.dumps(body).encode(), partition=partition)
+            p.send(name, value(kind), partition=partition)
     p.close()
+    return len(topics) * settings.topic_partitions
+
+
+def advance(settings: Settings, topics: dict[str, str], to: datetime) -> None:
+    """A click and a checkout stamped `to` on every partition, so event time passes everything."""
+
+    def marker(kind: str) -> bytes:
+        id_field = "click_id" if kind == "clicks" else "checkout_id"
+        body = {"user_id": 1, "product_id": "wm", "datetime_occured": stamp(to)}
+        body[id_field] = f"wm-{uuid.uuid4()}"
+        return json.dumps(body).encode()
+
+    to_every_partition(settings, topics, marker)
 
 
 class ResourceSampler:
@@ -398,12 +405,7 @@ def run_datagen(settings: Settings, events: int) -> dict:
 def end_markers(settings: Settings, topics: dict[str, str], marker: str) -> int:
     """A record that is not JSON on every partition, sent after the data: once all of them are in
     dead_letters, every record before them has been read and parsed. Returns how many were sent."""
-    p = Sender(settings)
-    for name in topics.values():
-        for partition in range(settings.topic_partitions):
-            p.send(name, marker.encode(), partition=partition)
-    p.close()
-    return len(topics) * settings.topic_partitions
+    return to_every_partition(settings, topics, lambda _kind: marker.encode())
 
 
 def settle(settings: Settings, job_id: str, watermark: datetime, timeout: float = 120) -> None:

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,28 +25,30 @@ from attribution import job
 from attribution.config import Settings
 
 
+def taskmanager_metrics(settings: Settings, wanted: Callable[[str], bool]) -> dict[str, float]:
+    """The TaskManager metrics whose names are wanted, summed over TaskManagers."""
+    totals: dict[str, float] = {}
+    for tm in job.rest_get(settings, "/taskmanagers")["taskmanagers"]:
+        path = f"/taskmanagers/{tm['id']}/metrics"
+        names = [m["id"] for m in job.rest_get(settings, path) if wanted(m["id"])]
+        for metric in job.rest_get(settings, f"{path}?get={','.join(names)}") if names else []:
+            totals[metric["id"]] = totals.get(metric["id"], 0.0) + float(metric["value"])
+    return totals
+
+
 def taskmanager_heap(settings: Settings) -> float:
     """Heap used in MiB, summed over TaskManagers."""
-    total = 0.0
-    for tm in job.rest_get(settings, "/taskmanagers")["taskmanagers"]:
-        metrics = job.rest_get(settings, f"/taskmanagers/{tm['id']}/metrics?get=Status.JVM.Memory.Heap.Used")
-        total += float(metrics[0]["value"]) / 2**20 if metrics else 0.0
-    return total
+    heap = "Status.JVM.Memory.Heap.Used"
+    return taskmanager_metrics(settings, lambda name: name == heap).get(heap, 0.0) / 2**20
 
 
 def taskmanager_gc(settings: Settings) -> dict[str, float]:
     """Garbage collections so far, summed over TaskManagers: {collector.Count|Time: value}."""
-    totals: dict[str, float] = {}
-    for tm in job.rest_get(settings, "/taskmanagers")["taskmanagers"]:
-        names = [
-            m["id"]
-            for m in job.rest_get(settings, f"/taskmanagers/{tm['id']}/metrics")
-            if m["id"].startswith("Status.JVM.GarbageCollector.") and m["id"].endswith((".Count", ".Time"))
-        ]
-        for metric in job.rest_get(settings, f"/taskmanagers/{tm['id']}/metrics?get={','.join(names)}"):
-            key = metric["id"].removeprefix("Status.JVM.GarbageCollector.")
-            totals[key] = totals.get(key, 0.0) + float(metric["value"])
-    return totals
+    prefix = "Status.JVM.GarbageCollector."
+    metrics = taskmanager_metrics(
+        settings, lambda name: name.startswith(prefix) and name.endswith((".Count", ".Time"))
+    )
+    return {name.removeprefix(prefix): value for name, value in metrics.items()}
 
 
 def gc_during(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:
