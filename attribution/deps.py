@@ -34,26 +34,26 @@ CONNECTOR_JARS = (
 )
 
 
-def jar_dir(settings: Settings) -> Path:
+def jar_dir() -> Path:
     # Installed beside the packages of the running environment: `make clean` removes both.
     return Path(sys.prefix) / "flink-connector-jars"
 
 
-def connector_jars(settings: Settings) -> list[Path]:
+def connector_jars() -> list[Path]:
     """Paths of the connector jars; raises with the fix when they are missing."""
-    jars = [jar_dir(settings) / name for name in CONNECTOR_JARS]
+    jars = [jar_dir() / name for name in CONNECTOR_JARS]
     missing = [j.name for j in jars if not j.is_file()]
     if missing:
         raise FileNotFoundError(
-            f"connector jars missing in {jar_dir(settings)}: {', '.join(missing)}. Run `make setup`."
+            f"connector jars missing in {jar_dir()}: {', '.join(missing)}. Run `make setup`."
         )
     return jars
 
 
-def ensure_connector_jars(settings: Settings) -> list[Path]:
-    target = jar_dir(settings)
+def ensure_connector_jars() -> list[Path]:
+    target = jar_dir()
     if all((target / name).is_file() for name in CONNECTOR_JARS):
-        return connector_jars(settings)
+        return connector_jars()
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"Downloading connector jars ({WHEEL}, ~90 MB) ...", flush=True)
@@ -69,7 +69,7 @@ def ensure_connector_jars(settings: Settings) -> list[Path]:
             for name in CONNECTOR_JARS:
                 (target / name).write_bytes(archive.read(f"pyflink/lib/{name}"))
     print(f"Connector jars in {target}", flush=True)
-    return connector_jars(settings)
+    return connector_jars()
 
 
 UDF_SOURCES = PROJECT_ROOT / "udf" / "src" / "main" / "java"
@@ -82,12 +82,12 @@ def udf_jar() -> Path:
     return Path(sys.prefix) / UDF_JAR
 
 
-def job_jars(settings: Settings) -> list[Path]:
+def job_jars() -> list[Path]:
     """The jars the job needs beyond Flink's; raises with the fix when something is missing."""
     jar = udf_jar()
     if not jar.is_file():
         raise FileNotFoundError(f"{jar} is missing. Run `make setup`.")
-    return [*connector_jars(settings), jar]
+    return [*connector_jars(), jar]
 
 
 def flink_lib_dir(settings: Settings) -> Path:
@@ -103,7 +103,7 @@ def flink_lib_dir(settings: Settings) -> Path:
 
     target = settings.stack_path / "flink-lib"
     wanted = {j.name: j for j in sorted((Path(pyflink.__file__).parent / "lib").glob("*.jar"))}
-    wanted.update({j.name: j for j in job_jars(settings)})
+    wanted.update({j.name: j for j in job_jars()})
     target.mkdir(parents=True, exist_ok=True)
     for entry in target.iterdir():
         if entry.name not in wanted or entry.resolve() != wanted[entry.name].resolve():
@@ -133,11 +133,17 @@ def ensure_udf_jar() -> Path:
     sources = sorted(UDF_SOURCES.rglob("*.java"))
     if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources):
         return jar
-    import pyflink  # only here: importing it is slow and setup is the only caller
+    print(f"Compiling {len(sources)} UDF source(s) into {jar} ...", flush=True)
+    return compile_jar(sources, jar)
+
+
+def compile_jar(sources: list[Path], jar: Path, resources: Path | None = None) -> Path:
+    """Compiles Java sources against the installed Flink jars into `jar`, with the files under
+    `resources` (e.g. META-INF/services) beside the classes."""
+    import pyflink  # only here: importing it is slow
 
     flink_lib = Path(pyflink.__file__).parent / "lib"
     classpath = [str(next(flink_lib.glob(pattern))) for pattern in FLINK_COMPILE_JARS]
-    print(f"Compiling {len(sources)} UDF source(s) into {jar} ...", flush=True)
     with tempfile.TemporaryDirectory() as classes:
         subprocess.run(
             [
@@ -158,8 +164,28 @@ def ensure_udf_jar() -> Path:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(Path(classes).rglob("*.class")):
                 archive.write(path, path.relative_to(classes).as_posix())
+            if resources is not None:
+                for path in sorted(resources.rglob("*")):
+                    if path.is_file():
+                        archive.write(path, path.relative_to(resources).as_posix())
         partial.replace(jar)
     return jar
+
+
+# Test-only Java (udf/src/test): connectors the unit tests run the job's SQL with.
+TEST_SOURCES = PROJECT_ROOT / "udf" / "src" / "test"
+TEST_JAR = "attribution-test-connectors.jar"
+
+
+def ensure_test_jar() -> Path:
+    """The test connectors (the in-memory lookup table), compiled when a source is newer than the
+    jar. Never on the cluster's classpath: tests add it to their own TableEnvironment."""
+    jar = Path(sys.prefix) / TEST_JAR
+    sources = sorted((TEST_SOURCES / "java").rglob("*.java"))
+    resources = sorted(p for p in (TEST_SOURCES / "resources").rglob("*") if p.is_file())
+    if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources + resources):
+        return jar
+    return compile_jar(sources, jar, TEST_SOURCES / "resources")
 
 
 def client_env(settings: Settings) -> dict[str, str]:
@@ -171,5 +197,5 @@ def client_env(settings: Settings) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    ensure_connector_jars(Settings.from_env())
+    ensure_connector_jars()
     ensure_udf_jar()

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from attribution.config import Settings
 
 BUSINESS_PREFIX = "flink_taskmanager_job_task_operator_attribution_"
-# The label of each business counter (see code/process/*.sql).
+# The label of each business counter (see code/process/metrics.sql).
 BUSINESS_LABELS = {
     "checkouts": "user",
     "checkouts_unattributed": "user",

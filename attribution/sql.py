@@ -1,72 +1,94 @@
-"""Renders the job's Flink SQL from the Jinja2 templates in code/source, code/process, code/sink."""
+"""Renders the job's Flink SQL from the Jinja2 templates in code/functions, code/source, code/sink
+and code/process.
+
+The pipeline's templates (code/process) name their inputs and outputs through `source('clicks')`
+and `sink('attributed_checkouts')`, so that the same SQL runs against the production tables (the
+names below) or against the bounded inputs and collecting outputs of the unit tests.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jinja2
 
-from attribution.config import PROJECT_ROOT, Settings
+from attribution.config import Settings
+from attribution.templates import environment
 
-TEMPLATE_ROOT = PROJECT_ROOT / "code"
-
-# Order matters: functions before the tables that use them, tables before the views that read
-# them, views before the INSERTs.
-DDL_TEMPLATES = (
+# The pipeline's functions (created by define_pipeline itself: they are its code, not its I/O).
+FUNCTION_TEMPLATES = (
     "functions/json.sql",
     "functions/metrics.sql",
+)
+# The production tables: Kafka sources, the JDBC lookup table, the JDBC sinks, the metrics' sink.
+TABLE_TEMPLATES = (
     "source/clicks.sql",
     "source/checkouts.sql",
     "source/users.sql",
     "sink/attributed_checkouts.sql",
     "sink/dead_letters.sql",
+    "sink/metrics.sql",
+)
+# Parsing and validation of the raw events: the views every output template reads.
+PARSE_TEMPLATES = (
     "process/parse_clicks.sql",
     "process/parse_checkouts.sql",
 )
-INSERT_TEMPLATES = (
+# The job's outputs: views and the INSERTs that end in them. Order matters: a view before what
+# reads it (metrics.sql taps the views of the other two).
+OUTPUT_TEMPLATES = (
     "process/attribute_checkouts.sql",
     "process/dead_letters.sql",
+    "process/metrics.sql",
 )
 
-
-def sql_string(value: object) -> str:
-    """A single-quoted SQL string literal (quotes doubled), for values such as passwords."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_interval(seconds: int) -> str:
-    """A day-to-second interval literal; Flink rejects INTERVAL 'n' SECOND beyond 2 digits."""
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}' DAY TO SECOND"
+# What source(...) and sink(...) name in production: the tables of TABLE_TEMPLATES.
+PRODUCTION_SOURCES = {"clicks": "clicks_raw", "checkouts": "checkouts_raw", "users": "users"}
+PRODUCTION_SINKS = {
+    "attributed_checkouts": "attributed_checkouts",
+    "dead_letters": "dead_letters",
+    "metrics": "job_metrics",
+}
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_ROOT)),
-        undefined=jinja2.StrictUndefined,  # a misspelt setting fails rendering, not the job
-        keep_trailing_newline=False,
-        autoescape=False,
-    )
-    env.filters["sql_string"] = sql_string
-    env.filters["sql_interval"] = sql_interval
-    return env
+def _lookup(kind: str, tables: Mapping[str, str]):
+    def name(key: str) -> str:
+        if key not in tables:
+            raise jinja2.UndefinedError(f"no {kind} {key!r} given (have: {', '.join(sorted(tables))})")
+        return tables[key]
+
+    return name
 
 
-def render(template: str, settings: Settings) -> str:
-    return _environment().get_template(template).render(cfg=settings).strip()
+def render(
+    template: str,
+    settings: Settings,
+    sources: Mapping[str, str] = PRODUCTION_SOURCES,
+    sinks: Mapping[str, str] = PRODUCTION_SINKS,
+) -> str:
+    """A template (path under code/) rendered with the settings as `cfg`; `source(...)` and
+    `sink(...)` give the names of the pipeline's input and output tables."""
+    return _render(environment().get_template(template), settings, sources, sinks)
 
 
-@dataclass(frozen=True)
-class JobSql:
-    ddl: tuple[str, ...]
-    inserts: tuple[str, ...]
+def render_string(
+    text: str,
+    settings: Settings,
+    sources: Mapping[str, str] = PRODUCTION_SOURCES,
+    sinks: Mapping[str, str] = PRODUCTION_SINKS,
+) -> str:
+    """SQL text rendered like a template under code/ (it may import their macros)."""
+    return _render(environment().from_string(text), settings, sources, sinks)
 
-    def script(self) -> str:
-        """Everything as one SQL script, for reading or for the SQL client."""
-        return ";\n\n".join(self.ddl + self.inserts) + ";\n"
+
+def _render(
+    template: jinja2.Template, settings: Settings, sources: Mapping[str, str], sinks: Mapping[str, str]
+) -> str:
+    return template.render(
+        cfg=settings, source=_lookup("source", sources), sink=_lookup("sink", sinks)
+    ).strip()
 
 
 def statements(sql: str) -> list[str]:
@@ -75,8 +97,53 @@ def statements(sql: str) -> list[str]:
     return [part.strip() for part in re.split(r";[ \t]*$", sql, flags=re.MULTILINE) if part.strip()]
 
 
+_LEADING_COMMENTS = r"(?:[ \t]*--[^\n]*\n|\s)*"
+_VIEW = re.compile(_LEADING_COMMENTS + r"CREATE TEMPORARY VIEW (\w+) AS\s(.*)", re.DOTALL)
+_INSERT = re.compile(_LEADING_COMMENTS + r"INSERT INTO ", re.DOTALL)
+
+
+def view_definition(statement: str) -> tuple[str, str] | None:
+    """(name, query) of a `CREATE TEMPORARY VIEW name AS query` statement, else None."""
+    match = _VIEW.match(statement)
+    return (match.group(1), match.group(2).strip()) if match else None
+
+
+def is_insert(statement: str) -> bool:
+    return _INSERT.match(statement) is not None
+
+
+def template_statements(
+    templates: tuple[str, ...],
+    settings: Settings,
+    sources: Mapping[str, str] = PRODUCTION_SOURCES,
+    sinks: Mapping[str, str] = PRODUCTION_SINKS,
+) -> tuple[str, ...]:
+    return tuple(s for t in templates for s in statements(render(t, settings, sources, sinks)))
+
+
+@dataclass(frozen=True)
+class JobSql:
+    ddl: tuple[str, ...]  # functions and production tables
+    pipeline: tuple[str, ...]  # views and INSERTs, in order
+
+    @property
+    def inserts(self) -> tuple[str, ...]:
+        return tuple(s for s in self.pipeline if is_insert(s))
+
+    @property
+    def views(self) -> dict[str, str]:
+        return dict(v for v in map(view_definition, self.pipeline) if v)
+
+    def script(self) -> str:
+        """Everything as one SQL script, for reading or for the SQL client (which expands a view
+        in every statement that reads it: the same results, without the job's sharing of steps,
+        see define_pipeline)."""
+        return ";\n\n".join(self.ddl + self.pipeline) + ";\n"
+
+
 def job_sql(settings: Settings) -> JobSql:
+    """The production job's statements (what `make sql` prints)."""
     return JobSql(
-        ddl=tuple(s for t in DDL_TEMPLATES for s in statements(render(t, settings))),
-        inserts=tuple(s for t in INSERT_TEMPLATES for s in statements(render(t, settings))),
+        ddl=template_statements(FUNCTION_TEMPLATES + TABLE_TEMPLATES, settings),
+        pipeline=template_statements(PARSE_TEMPLATES + OUTPUT_TEMPLATES, settings),
     )

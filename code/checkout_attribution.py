@@ -1,5 +1,8 @@
 """The checkout-attribution Flink job: renders the SQL templates and submits them as one job.
 
+define_pipeline() is the job between its inputs and outputs: production gives it the Kafka and
+JDBC tables, tests/unit/test_rule.py bounded inputs and collecting outputs.
+
 Run through `make job` (or `python -m attribution job`), which also waits until the job is RUNNING.
 Running this file directly submits the job to the cluster at FLINK_REST_HOST:FLINK_REST_PORT and
 prints its id; `--print-sql` prints the rendered SQL instead.
@@ -13,20 +16,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from attribution.config import Settings, describe
-from attribution.sql import job_sql, render, statements
+from attribution import sql
+from attribution.config import Settings, describe, settings_or_exit
+
+if TYPE_CHECKING:
+    from pyflink.table import StatementSet, TableEnvironment
 
 
 def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[str, str]:
     """Flink options of the job itself (the cluster's own options are in conf/flink-config.yaml)."""
     # In application mode (the Kubernetes operator) the JobManager runs this script itself and
-    # provides the executor; elsewhere the job goes to a session cluster's REST endpoint.
+    # provides the executor and the parallelism (spec.job.parallelism); elsewhere the job goes to
+    # a session cluster's REST endpoint.
     remote = (
         {
             "execution.target": "remote",
             "rest.address": settings.flink_rest_host,
             "rest.port": str(settings.flink_rest_port),
+            "parallelism.default": str(settings.parallelism),
         }
         if settings.job_submission == "remote"
         else {}
@@ -34,9 +44,8 @@ def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[
     conf = {
         **remote,
         "pipeline.name": settings.job_name,
-        "parallelism.default": str(settings.parallelism),
         # The Table runtime never mutates a record it has emitted, so chained operators can pass
-        # records without copying them (the profile showed the copies at ~10 % of the CPU).
+        # records without copying them (docs/benchmarks.md has what it saved).
         "pipeline.object-reuse": "true",
         # A partly filled buffer is sent after this long (Flink's default is 100 ms per exchange;
         # the job has two exchanges on the way to the sink).
@@ -63,8 +72,58 @@ def job_configuration(settings: Settings, savepoint: str | None = None) -> dict[
     return conf
 
 
-def submit(settings: Settings, savepoint: str | None = None, inserts: tuple[str, ...] | None = None) -> str:
-    """Submit the job (detached) and return its id. `inserts` replaces the job's INSERT templates
+def create_functions(t_env: TableEnvironment, settings: Settings) -> None:
+    """The job's Java functions (idempotent). Before the sources: their rowtime calls one."""
+    for statement in sql.template_statements(sql.FUNCTION_TEMPLATES, settings):
+        t_env.execute_sql(statement)
+
+
+def create_production_tables(t_env: TableEnvironment, settings: Settings) -> None:
+    """The Kafka sources, the JDBC lookup table and sinks, and the metrics' blackhole, under the
+    names of sql.PRODUCTION_SOURCES and sql.PRODUCTION_SINKS."""
+    create_functions(t_env, settings)
+    for statement in sql.template_statements(sql.TABLE_TEMPLATES, settings):
+        t_env.execute_sql(statement)
+
+
+def define_pipeline(
+    t_env: TableEnvironment,
+    settings: Settings,
+    sources: Mapping[str, str],
+    sinks: Mapping[str, str],
+    outputs: tuple[str, ...] = sql.OUTPUT_TEMPLATES,
+) -> StatementSet:
+    """The whole job between its inputs and outputs, as a statement set to execute.
+
+    `sources` names the tables to read: "clicks" and "checkouts" (raw events: payload,
+    kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, and the time columns of
+    source/_event_time.sql) and "users" (id, username; a lookup table, since the enrichment is a
+    processing-time lookup join). `sinks` names the tables to write: "attributed_checkouts",
+    "dead_letters" and "metrics". Production passes the tables of create_production_tables(); the
+    unit tests pass bounded inputs and collecting outputs. `outputs` are the templates after
+    parsing (a benchmark replaces them with its own).
+
+    Views are registered as Table objects, not with CREATE TEMPORARY VIEW: a view that several
+    statements read (the parsed events, each step the metrics tap) is then planned once and its
+    rows handed to every reader. A SQL view would be expanded anew in each statement, and each
+    copy parsed, looked up and joined again.
+    """
+    create_functions(t_env, settings)
+    statement_set = t_env.create_statement_set()
+    for statement in sql.template_statements(sql.PARSE_TEMPLATES + outputs, settings, sources, sinks):
+        view = sql.view_definition(statement)
+        if view:
+            name, query = view
+            t_env.create_temporary_view(name, t_env.sql_query(query))
+        elif sql.is_insert(statement):
+            statement_set.add_insert_sql(statement)
+        else:
+            t_env.execute_sql(statement)  # e.g. a benchmark's own sink
+    return statement_set
+
+
+def submit(settings: Settings, savepoint: str | None = None, outputs: tuple[str, ...] = ()) -> str:
+    """Submit the job (detached) and return its id. `outputs` replaces the job's output templates
     (the benchmark's pass-through baseline); a template may start with its own DDL statements."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -73,19 +132,10 @@ def submit(settings: Settings, savepoint: str | None = None, inserts: tuple[str,
     for key, value in job_configuration(settings, savepoint).items():
         t_env.get_config().set(key, value)
 
-    sql = job_sql(settings)
-    for statement in sql.ddl:
-        t_env.execute_sql(statement)
-    statement_set = t_env.create_statement_set()
-    if inserts:
-        for template in inserts:
-            *ddl, insert = statements(render(template, settings))
-            for statement in ddl:
-                t_env.execute_sql(statement)
-            statement_set.add_insert_sql(insert)
-    else:
-        for statement in sql.inserts:
-            statement_set.add_insert_sql(statement)
+    create_production_tables(t_env, settings)
+    statement_set = define_pipeline(
+        t_env, settings, sql.PRODUCTION_SOURCES, sql.PRODUCTION_SINKS, outputs or sql.OUTPUT_TEMPLATES
+    )
     result = statement_set.execute()
     return str(result.get_job_client().get_job_id())
 
@@ -101,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--insert-template",
         action="append",
-        help="run this template (under code/) instead of the job's INSERTs; for benchmarks",
+        help="run this template (under code/) instead of the job's outputs; for benchmarks",
     )
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = settings_or_exit()
     if args.print_sql:
-        print(job_sql(settings).script())
+        print(sql.job_sql(settings).script())
         return 0
     print(submit(settings, args.savepoint, tuple(args.insert_template or ())))
     return 0

@@ -2,14 +2,18 @@
 
 For each distinct checkout_id: among the clicks with the same user_id and product_id and
 checkout_time - 1h <= click_time <= checkout_time, the earliest (ties: smallest click_id);
-user_name from the users mapping or None.
+user_name from the users mapping or None; the checkout's own columns as the job writes them.
+
+Events are the dicts a producer serialises with json.dumps: a field the job reads as text is the
+JSON value's text (a string as is, a number as json.dumps writes it).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -20,14 +24,49 @@ def parse_time(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class Attribution:
+    """One row of commerce.attributed_checkouts, every column, in the table's order."""
+
     checkout_id: str
     user_id: int
     user_name: str | None
-    product_id: str
     click_id: str | None
+    product_id: str
+    payment_method: str | None
+    total_amount: Decimal | None
+    shipping_address: str | None
+    billing_address: str | None
+    user_agent: str | None
+    ip_address: str | None
     checkout_time: datetime
     click_time: datetime | None
-    total_amount: Decimal | None
+
+
+def text(value: object) -> str | None:
+    """A JSON scalar as the job reads it: text; None for null, a missing field, an array or object."""
+    if value is None or isinstance(value, list | dict):
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def ident(value: object) -> str:
+    """An id or product_id: text without surrounding spaces."""
+    return str(text(value)).strip(" ")
+
+
+def amount(value: object) -> Decimal | None:
+    """total_amount as the sink's DECIMAL(10, 2), rounded half up."""
+    raw = text(value)
+    return None if raw is None else Decimal(raw).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def qualifies(click: dict, checkout: dict, window: timedelta = timedelta(hours=1)) -> bool:
+    """Same user, same product, checkout_time - window <= click_time <= checkout_time."""
+    if int(click["user_id"]) != int(checkout["user_id"]) or ident(click["product_id"]) != ident(
+        checkout["product_id"]
+    ):
+        return False
+    checkout_time = parse_time(checkout["datetime_occured"])
+    return checkout_time - window <= parse_time(click["datetime_occured"]) <= checkout_time
 
 
 def attribute(
@@ -38,29 +77,30 @@ def attribute(
 ) -> dict[str, Attribution]:
     result: dict[str, Attribution] = {}
     for checkout in checkouts:
-        if checkout["checkout_id"] in result:  # a redelivered checkout is the same checkout
+        checkout_id = ident(checkout["checkout_id"])
+        if checkout_id in result:  # a redelivered checkout is the same checkout
             continue
-        checkout_time = parse_time(checkout["datetime_occured"])
-        user_id = int(checkout["user_id"])
-        product_id = str(checkout["product_id"])
         best: tuple[datetime, str] | None = None
         for click in clicks:
-            if int(click["user_id"]) != user_id or str(click["product_id"]) != product_id:
-                continue
-            click_time = parse_time(click["datetime_occured"])
-            if checkout_time - window <= click_time <= checkout_time:
-                candidate = (click_time, click["click_id"])
+            if qualifies(click, checkout, window):
+                # Python compares str by code point: the byte order of their UTF-8.
+                candidate = (parse_time(click["datetime_occured"]), ident(click["click_id"]))
                 if best is None or candidate < best:
                     best = candidate
-        amount = checkout.get("total_amount")
-        result[checkout["checkout_id"]] = Attribution(
-            checkout_id=checkout["checkout_id"],
+        user_id = int(checkout["user_id"])
+        result[checkout_id] = Attribution(
+            checkout_id=checkout_id,
             user_id=user_id,
             user_name=users.get(user_id),
-            product_id=product_id,
             click_id=best[1] if best else None,
-            checkout_time=checkout_time,
+            product_id=ident(checkout["product_id"]),
+            payment_method=text(checkout.get("payment_method")),
+            total_amount=amount(checkout.get("total_amount")),
+            shipping_address=text(checkout.get("shipping_address")),
+            billing_address=text(checkout.get("billing_address")),
+            user_agent=text(checkout.get("user_agent")),
+            ip_address=text(checkout.get("ip_address")),
+            checkout_time=parse_time(checkout["datetime_occured"]),
             click_time=best[0] if best else None,
-            total_amount=None if amount is None else Decimal(str(amount)).quantize(Decimal("0.01")),
         )
     return result

@@ -1,45 +1,52 @@
--- First-click attribution: for every checkout, the earliest click by the same user on the same
--- product with  checkout_time - window <= click_time <= checkout_time  (both ends inclusive).
---
--- 1. LEFT lookup join with users: an unknown user gives user_name NULL, never a dropped checkout.
--- 2. LEFT interval join with clicks: one row per qualifying click, or one NULL-padded row once
---    event time (the watermark) has passed the checkout with no click. A checkout that arrives
---    after the watermark is joined with the clicks still in state and emitted at once.
---    Click state is kept for one window past the watermark, so it is bounded by time.
--- 3. Top-1 per checkout_id: the earliest click (ties: smallest click_id), a NULL-padded row only
---    when nothing else exists. This also collapses a checkout delivered twice into one row.
---    Its state is per checkout and expires after ATTRIBUTION_STATE_TTL_SECONDS.
--- The sink upserts on checkout_id, so an earlier click that arrives out of order replaces the
--- attribution written a moment before.
---
--- The checkout's descriptive columns travel as one nested row, `details`: the join emits a row
--- per (checkout, qualifying click) pair and every pair is copied and shuffled to the ranking, so
--- one field costs much less than seven (docs/benchmarks.md).
-{#- `id`, counting the event as late when event time has already passed it: a late checkout is
-    attributed only to clicks still in state, a late click only to checkouts still in state. -#}
-{% macro counted_arrival(id, event_time, topic) -%}
-CASE WHEN {{ event_time }} < CURRENT_WATERMARK({{ event_time }})
-    THEN COUNTED({{ id }}, 'late_events', 'topic', '{{ topic }}')
-    ELSE {{ id }}
-END
-{%- endmacro %}
-INSERT INTO attributed_checkouts
+-- First-click attribution: every valid checkout, with its user's name, attributed to the earliest
+-- click by the same user on the same product with
+--     checkout_time - ATTRIBUTION_WINDOW_SECONDS <= click_time <= checkout_time   (both ends inclusive)
+-- Named steps, each reading the one before; process/metrics.sql taps them.
+
+-- 1. A LEFT lookup join: an unknown user gives user_name NULL, never a dropped checkout.
+CREATE TEMPORARY VIEW checkouts_enriched AS
 SELECT
-    checkout_id,
-    user_id,
-    ranked.details.user_name,
-    click_id,
-    product_id,
-    ranked.details.payment_method,
-    ranked.details.total_amount,
-    ranked.details.shipping_address,
-    ranked.details.billing_address,
-    ranked.details.user_agent,
-    ranked.details.ip_address,
-    -- Metric only: datetime_occured to the row handed to the sink (which flushes within
-    -- SINK_FLUSH_INTERVAL_MS); updates of a row are observed too.
-    OBSERVED_LATENCY(checkout_time, {{ cfg.event_time_zone | sql_string }}, 'checkout_latency_ms') AS checkout_time,
-    click_time
+    c.checkout_id, c.user_id, c.product_id, c.event_time, u.username AS user_name,
+    c.payment_method, c.total_amount, c.shipping_address, c.billing_address, c.user_agent, c.ip_address
+FROM checkouts_checked AS c
+LEFT JOIN {{ source('users') }} FOR SYSTEM_TIME AS OF c.proc_time AS u
+    ON u.id = c.user_id
+WHERE c.reject_reason IS NULL;
+
+-- 2. The descriptive columns as one nested row, `details`: the join copies a checkout once per
+--    qualifying click and shuffles every copy to the ranking, and one field costs much less than seven.
+CREATE TEMPORARY VIEW checkouts_compact AS
+SELECT
+    checkout_id, user_id, product_id, event_time,
+    CAST(
+        ROW(user_name, payment_method, total_amount, shipping_address, billing_address, user_agent, ip_address)
+        AS ROW<user_name STRING, payment_method STRING, total_amount DECIMAL(10, 2),
+               shipping_address STRING, billing_address STRING, user_agent STRING, ip_address STRING>
+    ) AS details
+FROM checkouts_enriched;
+
+-- 3. A LEFT interval join: one row per qualifying click, or one row with a NULL click once event
+--    time has passed the checkout without one. A checkout behind the watermark is joined at once
+--    with the clicks still in state. Click state lasts one window past the watermark.
+CREATE TEMPORARY VIEW click_candidates AS
+SELECT
+    co.checkout_id, co.user_id, co.product_id, co.details, cl.click_id,
+    -- Plain timestamps: the join keeps both rowtime attributes, a sink accepts one.
+    CAST(co.event_time AS TIMESTAMP(3)) AS checkout_time,
+    CAST(cl.event_time AS TIMESTAMP(3)) AS click_time
+FROM checkouts_compact AS co
+LEFT JOIN (
+    SELECT click_id, user_id, product_id, event_time FROM clicks_checked WHERE reject_reason IS NULL
+) AS cl
+    ON cl.user_id = co.user_id
+    AND cl.product_id = co.product_id
+    AND cl.event_time BETWEEN co.event_time - {{ cfg.attribution_window_seconds | sql_interval }} AND co.event_time;
+
+-- 4. The earliest candidate per checkout (ties: the smallest click_id); the NULL-click row only if
+--    there is no click. A checkout delivered twice becomes one. State per checkout, expiring after
+--    ATTRIBUTION_STATE_TTL_SECONDS.
+CREATE TEMPORARY VIEW first_click AS
+SELECT checkout_id, user_id, product_id, details, click_id, checkout_time, click_time
 FROM (
     SELECT
         *,
@@ -47,48 +54,16 @@ FROM (
             PARTITION BY checkout_id
             ORDER BY click_time ASC NULLS LAST, click_id ASC NULLS LAST
         ) AS click_rank
-    FROM (
-        SELECT
-            -- Counted once per checkout: a checkout with no qualifying click is NULL-padded
-            -- exactly once, when event time passes it (attributed = checkouts - unattributed).
-            CASE WHEN cl.click_id IS NULL
-                THEN COUNTED(co.checkout_id, 'checkouts_unattributed', 'user', co.user_kind)
-                ELSE co.checkout_id
-            END AS checkout_id,
-            co.user_id,
-            cl.click_id,
-            co.product_id,
-            co.details,
-            -- Plain timestamps: the join keeps both rowtime attributes, a sink accepts one.
-            CAST(co.event_time AS TIMESTAMP(3)) AS checkout_time,
-            CAST(cl.event_time AS TIMESTAMP(3)) AS click_time
-        FROM (
-            SELECT
-                {{ counted_arrival("COUNTED(c.checkout_id, 'checkouts', 'user', IF(u.username IS NULL, 'unknown', 'known'))", 'c.event_time', 'checkouts') }}
-                    AS checkout_id,
-                c.user_id, c.product_id, c.event_time,
-                CAST(
-                    ROW(u.username, c.payment_method, c.total_amount, c.shipping_address,
-                        c.billing_address, c.user_agent, c.ip_address)
-                    AS ROW<user_name STRING, payment_method STRING, total_amount DECIMAL(10, 2),
-                           shipping_address STRING, billing_address STRING, user_agent STRING,
-                           ip_address STRING>
-                ) AS details,
-                IF(u.username IS NULL, 'unknown', 'known') AS user_kind
-            FROM checkouts_checked AS c
-            LEFT JOIN users FOR SYSTEM_TIME AS OF c.proc_time AS u
-                ON c.user_id = u.id
-            WHERE c.reject_reason IS NULL
-        ) AS co
-        LEFT JOIN (
-            SELECT {{ counted_arrival('click_id', 'event_time', 'clicks') }} AS click_id, user_id, product_id, event_time
-            FROM clicks_checked
-            WHERE reject_reason IS NULL
-        ) AS cl
-            ON cl.user_id = co.user_id
-            AND cl.product_id = co.product_id
-            AND cl.event_time BETWEEN co.event_time - {{ cfg.attribution_window_seconds | sql_interval }}
-                                  AND co.event_time
-    )
-) AS ranked
-WHERE click_rank = 1
+    FROM click_candidates
+)
+WHERE click_rank = 1;
+
+-- One row per checkout_id, upserted: an earlier click that arrives out of order replaces the
+-- attribution written a moment before.
+INSERT INTO {{ sink('attributed_checkouts') }}
+SELECT
+    f.checkout_id, f.user_id, f.details.user_name, f.click_id, f.product_id,
+    f.details.payment_method, f.details.total_amount, f.details.shipping_address,
+    f.details.billing_address, f.details.user_agent, f.details.ip_address,
+    f.checkout_time, f.click_time
+FROM first_click AS f

@@ -1,11 +1,23 @@
-{% from "process/_validation.sql" import dead_letter_columns with context %}
 -- Every rejected record, with where it came from and why. Keyed by (topic, partition, offset),
 -- so a replay after recovery rewrites the same rows instead of adding new ones.
-INSERT INTO dead_letters
-SELECT {{ dead_letter_columns("COUNTED(reject_reason, 'malformed_records', 'reason')") }}
+CREATE TEMPORARY VIEW rejected_records AS
+SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload, payload_chars, kafka_timestamp
 FROM clicks_checked
 WHERE reject_reason IS NOT NULL
 UNION ALL
-SELECT {{ dead_letter_columns("COUNTED(reject_reason, 'malformed_records', 'reason')") }}
+SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload, payload_chars, kafka_timestamp
 FROM checkouts_checked
-WHERE reject_reason IS NOT NULL
+WHERE reject_reason IS NOT NULL;
+
+INSERT INTO {{ sink('dead_letters') }}
+SELECT
+    kafka_topic AS source_topic,
+    kafka_partition AS source_partition,
+    kafka_offset AS source_offset,
+    reject_reason AS reason,
+    -- Stored for inspection and replay: without NUL characters (Postgres text cannot hold them),
+    -- capped so that one oversized record cannot bloat the table.
+    SUBSTRING(REPLACE(COALESCE(payload, ''), CHR(0), ''), 1, {{ cfg.max_payload_chars }}) AS payload,
+    payload_chars,
+    CAST(kafka_timestamp AS TIMESTAMP(3)) AS kafka_timestamp
+FROM rejected_records

@@ -12,5 +12,5 @@ CREATE TABLE users (
     'lookup.partial-cache.max-rows' = '{{ cfg.lookup_cache_rows }}',
     'lookup.partial-cache.expire-after-write' = '{{ cfg.lookup_cache_ttl_seconds }} s',
     'lookup.partial-cache.cache-missing-key' = 'true',
-    'lookup.max-retries' = '{{ cfg.sink_max_retries }}'
+    'lookup.max-retries' = '{{ cfg.lookup_max_retries }}'
 )

@@ -3,8 +3,8 @@ import re
 import jinja2
 import pytest
 
-from attribution import sql
-from attribution.config import Settings
+from attribution import sql, templates
+from attribution.config import PROJECT_ROOT, Settings
 
 
 @pytest.fixture
@@ -18,13 +18,17 @@ def creating(statements: tuple[str, ...], name: str) -> str:
     return found
 
 
+def code(statement: str) -> str:
+    """A statement without its comment lines, whitespace collapsed."""
+    return " ".join(
+        " ".join(line for line in statement.splitlines() if not line.lstrip().startswith("--")).split()
+    )
+
+
 def test_functions_are_created_before_any_statement_uses_them(rendered: sql.JobSql) -> None:
     created = [i for i, s in enumerate(rendered.ddl) if "CREATE TEMPORARY SYSTEM FUNCTION" in s]
     assert len(created) == 4
-    everything = [
-        "\n".join(line for line in s.splitlines() if not line.lstrip().startswith("--"))
-        for s in rendered.ddl + rendered.inserts
-    ]
+    everything = [code(s) for s in rendered.ddl + rendered.pipeline]
     used = [i for i, s in enumerate(everything) if re.search(r"\b(JSON_FIELDS|JSON_TIMESTAMP)\(", s)]
     assert used and max(created) < min(used)
     assert not any("JSON_VALUE(" in s for s in everything)  # one parse per record, not per field
@@ -32,8 +36,8 @@ def test_functions_are_created_before_any_statement_uses_them(rendered: sql.JobS
 
 def test_each_view_reads_its_payload_through_one_lateral_table(rendered: sql.JobSql) -> None:
     for view, fields in (("clicks_checked", 4), ("checkouts_checked", 10)):
-        (statement,) = [s for s in rendered.ddl if f"CREATE TEMPORARY VIEW {view}" in s]
-        calls = re.findall(r"LATERAL TABLE\(JSON_FIELDS\(payload, ([^)]*)\)\) AS f", statement)
+        query = rendered.views[view]
+        calls = re.findall(r"LATERAL TABLE\(JSON_FIELDS\(payload, ([^)]*)\)\) AS parsed", query)
         assert len(calls) == 1 and calls[0].count("'") == 2 * fields
 
 
@@ -41,24 +45,110 @@ def test_statements_split_at_line_ends_only() -> None:
     assert sql.statements("CREATE A;\nSELECT ';' ;\n\n") == ["CREATE A", "SELECT ';'"]
 
 
+def test_views_and_inserts_are_recognised_after_comments() -> None:
+    assert sql.view_definition("-- a view\n-- x\nCREATE TEMPORARY VIEW v AS\nSELECT 1") == ("v", "SELECT 1")
+    assert sql.view_definition("INSERT INTO t SELECT 1") is None
+    assert sql.is_insert("-- why\nINSERT INTO t SELECT 1")
+    assert not sql.is_insert("CREATE TEMPORARY VIEW v AS SELECT 'INSERT INTO t'")
+
+
 def test_every_template_renders_without_leftover_placeholders(rendered: sql.JobSql) -> None:
-    for statement in rendered.ddl + rendered.inserts:
+    for statement in rendered.ddl + rendered.pipeline:
         assert "{{" not in statement and "{%" not in statement
         assert statement.strip()
 
 
-def test_strict_undefined_fails_on_a_misspelt_setting(tmp_path, monkeypatch) -> None:
-    (tmp_path / "bad.sql").write_text("SELECT '{{ cfg.no_such_setting }}'")
-    monkeypatch.setattr(sql, "TEMPLATE_ROOT", tmp_path)
+def test_strict_undefined_fails_on_a_misspelt_setting() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        sql.render("bad.sql", Settings.from_env({}))
+        sql.render_string("SELECT '{{ cfg.no_such_setting }}'", Settings.from_env({}))
+
+
+def test_an_unknown_source_or_sink_fails_rendering() -> None:
+    with pytest.raises(jinja2.UndefinedError, match="no source 'clicks'"):
+        sql.render("process/parse_clicks.sql", Settings.from_env({}), sources={})
+    with pytest.raises(jinja2.UndefinedError, match="no sink 'dead_letters'"):
+        sql.render("process/dead_letters.sql", Settings.from_env({}), sinks={})
+
+
+def test_the_pipeline_reads_and_writes_only_the_tables_it_is_given() -> None:
+    sources = {"clicks": "in_clicks", "checkouts": "in_checkouts", "users": "in_users"}
+    sinks = {"attributed_checkouts": "out_rows", "dead_letters": "out_dead", "metrics": "out_metrics"}
+    templates = sql.PARSE_TEMPLATES + sql.OUTPUT_TEMPLATES
+    statements = [code(s) for s in sql.template_statements(templates, Settings.from_env({}), sources, sinks)]
+    tables = set(sql.PRODUCTION_SOURCES.values()) | set(sql.PRODUCTION_SINKS.values())
+    for statement in statements:
+        assert not set(re.findall(r"(?:FROM|JOIN|INSERT INTO) (\w+)", statement)) & tables, statement
+    targets = {t for s in statements if sql.is_insert(s) for t in re.findall(r"^INSERT INTO (\w+)", s)}
+    assert targets == set(sinks.values())
+
+
+def test_the_rule_is_a_chain_of_named_steps_without_instrumentation(rendered: sql.JobSql) -> None:
+    rule = sql.template_statements(("process/attribute_checkouts.sql",), Settings.from_env({}))
+    steps = [step for s in rule[:-1] if (step := sql.view_definition(s))]
+    assert len(steps) == len(rule) - 1, "every statement before the INSERT is a view"
+    names = [name for name, _ in steps]
+    assert names == ["checkouts_enriched", "checkouts_compact", "click_candidates", "first_click"]
+    # Each step reads the one before it (and the first the parsed checkouts).
+    reads = ["checkouts_checked", *names]
+    for (_, query), previous in zip(steps, reads, strict=False):
+        assert re.search(rf"\bFROM {previous}\b", query), (previous, query)
+    assert sql.is_insert(rule[-1]) and "FROM first_click" in rule[-1]
+    for statement in rule:
+        assert not re.search(r"COUNTED|OBSERVED_LATENCY|CURRENT_WATERMARK", code(statement)), statement
+
+
+def test_the_metrics_tap_the_steps_into_their_own_sink(rendered: sql.JobSql) -> None:
+    taps = sql.template_statements(("process/metrics.sql",), Settings.from_env({}))
+    assert taps and all(sql.is_insert(t) and t.startswith("INSERT INTO job_metrics") for t in code_all(taps))
+    read = {re.findall(r"FROM (\w+)", code(t))[0] for t in taps}
+    assert read <= set(rendered.views)  # steps of the pipeline, never a source: nothing read twice
+    metrics = {m for t in taps for m in re.findall(r"'(\w+)', '(\w+)'\) AS label_value", code(t))}
+    # The names Grafana and `make status` read: flink_..._attribution_<label>_<metric>.
+    assert metrics == {
+        ("checkouts", "user"),
+        ("checkouts_unattributed", "user"),
+        ("late_events", "topic"),
+        ("malformed_records", "reason"),
+    }
+    assert any("OBSERVED_LATENCY(checkout_time, 'UTC', 'checkout_latency_ms')" in t for t in taps)
+
+
+def code_all(statements: tuple[str, ...]) -> list[str]:
+    return [code(s) for s in statements]
+
+
+def test_validation_macros_are_closed_expressions_and_constants_are_written_once() -> None:
+    settings = Settings.from_env({})
+    macros = {
+        "record_reject_reason('click_id')": "process/_validation.sql",
+        "amount_reject_reason()": "process/_validation.sql",
+        "text('a')": "process/_validation.sql",
+        "int_field('a')": "process/_validation.sql",
+        "amount_field('a')": "process/_validation.sql",
+        "field('a')": "process/_validation.sql",
+        "occurred_at()": "source/_event_time.sql",
+        "unusable_time()": "source/_event_time.sql",
+    }
+    for call, template in macros.items():
+        name = call.split("(")[0]
+        text = f'{{% from "{template}" import {name} with context %}}{{{{ {call} }}}}'
+        expression = code(sql.render_string(text, settings))
+        # Closed: usable as `SELECT <expression> AS x` on its own.
+        words = re.findall(r"\b(CASE|END)\b", expression)
+        assert words.count("CASE") == words.count("END"), (call, expression)
+        assert expression.count("(") == expression.count(")"), (call, expression)
+    sources = "\n".join(
+        p.read_text() for p in (PROJECT_ROOT / "code").rglob("*.sql") if not p.match("functions/*.sql")
+    )
+    assert sources.count("1970-01-01") == 1
+    assert sources.count("JSON_TIMESTAMP(") == 1
 
 
 def test_values_are_quoted_as_sql_literals() -> None:
     s = Settings.from_env({"POSTGRES_PASSWORD": "it's"})
     users = sql.render("source/users.sql", s)
     assert "'password' = 'it''s'" in users
-    assert sql.sql_string("a'b") == "'a''b'"
+    assert templates.sql_string("a'b") == "'a''b'"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +160,7 @@ def test_values_are_quoted_as_sql_literals() -> None:
     ],
 )
 def test_intervals(seconds: int, literal: str) -> None:
-    assert sql.sql_interval(seconds) == literal
+    assert templates.sql_interval(seconds) == literal
 
 
 def test_sources_read_raw_text_with_watermark_and_idleness(rendered: sql.JobSql) -> None:
@@ -88,27 +178,32 @@ def test_lookup_is_cached_and_sinks_are_keyed(rendered: sql.JobSql) -> None:
     assert "PRIMARY KEY (checkout_id) NOT ENFORCED" in sink
     assert "'table-name' = 'commerce.attributed_checkouts'" in sink
     assert "PRIMARY KEY (source_topic, source_partition, source_offset)" in dead
+    assert "'connector' = 'blackhole'" in creating(rendered.ddl, "job_metrics")
 
 
 def test_attribution_is_a_left_interval_join_with_inclusive_bounds(rendered: sql.JobSql) -> None:
-    query = " ".join(rendered.inserts[0].split())
-    assert "LEFT JOIN users FOR SYSTEM_TIME AS OF c.proc_time AS u ON c.user_id = u.id" in query
+    enriched, candidates, first = (
+        code(rendered.views[v]) for v in ("checkouts_enriched", "click_candidates", "first_click")
+    )
+    assert "LEFT JOIN users FOR SYSTEM_TIME AS OF c.proc_time AS u ON u.id = c.user_id" in enriched
     assert re.search(
         r"LEFT JOIN \( SELECT .* FROM clicks_checked WHERE reject_reason IS NULL \) AS cl "
         r"ON cl.user_id = co.user_id AND cl.product_id = co.product_id "
-        r"AND cl.event_time BETWEEN co.event_time - INTERVAL '0 01:00:00' DAY TO SECOND AND co.event_time",
-        query,
+        r"AND cl.event_time BETWEEN co.event_time - INTERVAL '0 01:00:00' DAY TO SECOND AND co.event_time$",
+        candidates,
     )
-    assert "PARTITION BY checkout_id ORDER BY click_time ASC NULLS LAST, click_id ASC NULLS LAST" in query
+    assert "PARTITION BY checkout_id ORDER BY click_time ASC NULLS LAST, click_id ASC NULLS LAST" in first
 
 
 def test_window_and_bound_follow_the_configuration() -> None:
     s = Settings.from_env({"ATTRIBUTION_WINDOW_SECONDS": "1800", "OUT_OF_ORDERNESS_SECONDS": "30"})
     job = sql.job_sql(s)
-    assert "INTERVAL '0 00:30:00' DAY TO SECOND" in job.inserts[0]
+    assert "INTERVAL '0 00:30:00' DAY TO SECOND" in job.views["click_candidates"]
     assert "event_time - INTERVAL '0 00:00:30' DAY TO SECOND" in creating(job.ddl, "clicks_raw")
 
 
 def test_script_joins_statements(rendered: sql.JobSql) -> None:
-    assert rendered.script().count("CREATE TABLE") == 5
-    assert rendered.script().count("INSERT INTO") == 2
+    script = rendered.script()
+    assert script.count("CREATE TABLE") == 6
+    assert script.count("CREATE TEMPORARY VIEW") == 7
+    assert script.count("INSERT INTO") == 8  # the result, the dead letters, six metric taps

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pytest
@@ -28,7 +28,7 @@ def t_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TableEnvironment
     yield env
 
 
-def query(t_env: TableEnvironment, sql: str, payloads: list[str | None]) -> list[tuple]:
+def query(t_env: TableEnvironment, sql: str, payloads: Sequence[str | None]) -> list[tuple]:
     """`sql` over a table `t(i, payload)` holding the payloads; rows in payload order, without i."""
     schema = DataTypes.ROW(
         [DataTypes.FIELD("i", DataTypes.INT()), DataTypes.FIELD("payload", DataTypes.STRING())]

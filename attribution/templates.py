@@ -1,0 +1,56 @@
+"""The one Jinja2 environment of the project: the job's SQL (code/), the Flink, Prometheus and
+supervisord configs (conf/, prometheus/). Undefined names fail rendering, not the service."""
+
+from __future__ import annotations
+
+import shlex
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from attribution.config import PROJECT_ROOT
+
+
+def sql_string(value: object) -> str:
+    """A single-quoted SQL string literal (quotes doubled), for values such as passwords."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_interval(seconds: int) -> str:
+    """A day-to-second interval literal; Flink rejects INTERVAL 'n' SECOND beyond 2 digits."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}' DAY TO SECOND"
+
+
+def supervisor_value(value: object) -> str:
+    """A value for supervisord's config: '%' starts its own expansions."""
+    return str(value).replace("%", "%%")
+
+
+def supervisor_word(value: object) -> str:
+    """One word of a supervisord command or environment value (it splits them with shlex)."""
+    return supervisor_value(shlex.quote(str(value)))
+
+
+@cache
+def environment() -> jinja2.Environment:
+    # SQL templates import each other by their path under code/; the other files by theirs
+    # under the project root.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(PROJECT_ROOT / "code"), str(PROJECT_ROOT)]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+    env.filters["sql_string"] = sql_string
+    env.filters["sql_interval"] = sql_interval
+    env.filters["supervisor_value"] = supervisor_value
+    env.filters["supervisor_word"] = supervisor_word
+    return env
+
+
+def render_file(template: str, **values: Any) -> str:
+    return environment().get_template(template).render(**values)

@@ -1,0 +1,614 @@
+"""The attribution rule in seconds: the job's own pipeline (define_pipeline in
+code/checkout_attribution.py: parsing and validation, the user lookup, the interval join, the
+ranking, the dead letters and the metric taps) run by a local Flink on bounded inputs of raw Kafka
+records, every output column compared with tests/reference.py.
+
+The inputs and outputs have the production tables' schemas (CREATE TABLE ... LIKE) on other
+connectors: the raw events are JSON lines in send order, one stream per topic (the Kafka metadata
+as plain columns; the rowtime and watermark as in production); the users are an in-memory lookup
+table (udf/src/test/java: a processing-time lookup join needs one, a scan table would turn the
+interval join into a regular join); the outputs are changelog files (debezium-json), replayed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from attribution import sql
+from attribution.config import Settings
+from attribution.deps import client_env, ensure_test_jar
+from datagen.gen_fake_data import TrafficShape, simulated_events
+from tests.driver import load_driver
+from tests.reference import Attribution, attribute, parse_time
+
+T0 = datetime(2024, 3, 1, 10, 0, 0)
+HOUR = timedelta(hours=1)
+MIN = timedelta(minutes=1)
+SEC = timedelta(seconds=1)
+MS = timedelta(milliseconds=1)
+BASE_USER = 1_000_000
+MARKER_USER = 999_999_999
+JOB_TIMEOUT_MS = 120_000
+
+
+driver = load_driver()
+
+
+# --- events ------------------------------------------------------------------------------------
+def fmt(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def click(click_id: str, user: int | str, product: str | int, at: datetime, **extra: object) -> dict:
+    return {
+        "click_id": click_id,
+        "user_id": user,
+        "product_id": product,
+        "product": "widget",
+        "price": 9.99,
+        "url": "https://example.com/p",
+        "user_agent": "test",
+        "ip_address": "10.0.0.1",
+        "datetime_occured": fmt(at),
+        **extra,
+    }
+
+
+def checkout(checkout_id: str, user: int | str, product: str | int, at: datetime, **extra: object) -> dict:
+    # Every descriptive column distinct, between columns and between checkouts: a swap shows.
+    n = sum(map(ord, checkout_id)) % 250
+    return {
+        "checkout_id": checkout_id,
+        "user_id": user,
+        "product_id": product,
+        "payment_method": ["VISA 16 digit", "Mastercard", "JCB 15 digit", "Discover"][n % 4],
+        "total_amount": 10 + n / 4,
+        "shipping_address": f"{n} Shipping Street",
+        "billing_address": f"{n} Billing Avenue",
+        "user_agent": f"agent/{n}",
+        "ip_address": f"10.0.{n}.1",
+        "datetime_occured": fmt(at),
+        **extra,
+    }
+
+
+@dataclass
+class Record:
+    """One Kafka record: its topic, value (a dict is sent as its JSON, in UTF-8), partition and send
+    time (the production order and the Kafka timestamp); the dead-letter reason it must get."""
+
+    topic: str
+    value: dict | str | None
+    partition: int
+    send_at: datetime
+    reason: str | None = None
+    offset: int = -1
+
+    @property
+    def payload(self) -> str | None:
+        return json.dumps(self.value, ensure_ascii=False) if isinstance(self.value, dict) else self.value
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+    @property
+    def event(self) -> dict:
+        """The value of a record sent as a JSON object: every valid one."""
+        assert isinstance(self.value, dict), self.value
+        return self.value
+
+
+# --- running the pipeline ----------------------------------------------------------------------
+@dataclass
+class Outputs:
+    attributed: dict[str, Attribution]  # the final row per checkout_id
+    dead_letters: dict[tuple[str, int, int], dict]  # by (topic, partition, offset)
+    metrics: Counter[tuple[str, str | None]]  # rows per (metric, label value)
+    latency_observed: list[datetime]  # event_time of each checkout_latency_ms observation
+
+
+def changelog(directory: Path) -> Iterator[tuple[bool, dict]]:
+    """(is_addition, row) of every change a debezium-json sink wrote, in order per file."""
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                change = json.loads(line, parse_float=Decimal)
+                yield (True, change["after"]) if change["op"] == "c" else (False, change["before"])
+
+
+def timestamp(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def attribution_of(row: dict) -> Attribution:
+    amount = row["total_amount"]
+    return Attribution(
+        **{
+            **row,
+            "total_amount": None if amount is None else Decimal(amount),
+            "checkout_time": timestamp(row["checkout_time"]),
+            "click_time": timestamp(row["click_time"]),
+        }
+    )
+
+
+class LocalFlink:
+    """Runs the job's pipeline in this process's JVM on bounded inputs."""
+
+    def __init__(self, settings: Settings, test_jar: Path, workdir: Path) -> None:
+        self.settings = settings
+        self.test_jar = test_jar
+        self.workdir = workdir
+        self.runs = 0
+
+    def run(self, records: list[Record], users: dict[int, str]) -> Outputs:
+        from pyflink.table import EnvironmentSettings, TableEnvironment
+
+        self.runs += 1
+        root = self.workdir / f"run-{self.runs}"
+        write_inputs(root, records, users)
+        t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+        t_env.get_config().set("pipeline.jars", self.test_jar.as_uri())
+        for key, value in local_job_options(self.settings).items():
+            t_env.get_config().set(key, value)
+        # The production tables are declared (nothing connects to Kafka or Postgres) only to
+        # give the test tables their schemas.
+        driver.create_production_tables(t_env, self.settings)
+        sources, sinks = create_test_tables(t_env, root)
+        statement_set = driver.define_pipeline(t_env, self.settings, sources, sinks)
+        statement_set.execute().wait(JOB_TIMEOUT_MS)
+        return read_outputs(root)
+
+
+def local_job_options(settings: Settings) -> dict[str, str]:
+    """The job's own options, without checkpoints and restarts: a test job runs once, briefly."""
+    options = {
+        key: value
+        for key, value in driver.job_configuration(settings).items()
+        if not key.startswith(("execution.checkpointing.", "state.", "restart-strategy."))
+    }
+    return {**options, "restart-strategy.type": "none"}
+
+
+def write_inputs(root: Path, records: list[Record], users: dict[int, str]) -> None:
+    """One JSON-lines file per topic in send order; offsets numbered per topic and partition."""
+    offsets: Counter[tuple[str, int]] = Counter()
+    lines: dict[str, list[str]] = {"clicks": [], "checkouts": []}
+    for record in sorted(records, key=lambda r: r.send_at):
+        record.offset = offsets[(record.topic, record.partition)]
+        offsets[(record.topic, record.partition)] += 1
+        lines[record.topic].append(
+            json.dumps(
+                {
+                    "payload": record.payload,
+                    "kafka_topic": record.topic,
+                    "kafka_partition": record.partition,
+                    "kafka_offset": record.offset,
+                    "kafka_timestamp": fmt(record.send_at) + "Z",
+                }
+            )
+        )
+    for topic, topic_lines in lines.items():
+        (root / topic).mkdir(parents=True)
+        (root / topic / "records.json").write_text("\n".join(topic_lines) + "\n", encoding="utf-8")
+    (root / "users.tsv").write_text("".join(f"{i}\t{name}\n" for i, name in users.items()), encoding="utf-8")
+
+
+def create_test_tables(t_env, root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    def json_lines(path: Path) -> str:
+        return (
+            f"'connector' = 'filesystem', 'path' = '{path}', 'format' = 'json', "
+            "'json.timestamp-format.standard' = 'SQL'"
+        )
+
+    def changelog_files(path: Path) -> str:
+        return f"'connector' = 'filesystem', 'path' = '{path}', 'format' = 'debezium-json'"
+
+    for topic in ("clicks", "checkouts"):
+        # The Kafka metadata columns become plain ones; payload, rowtime and watermark stay.
+        t_env.execute_sql(
+            f"""CREATE TEMPORARY TABLE test_{topic} (
+                    kafka_topic STRING, kafka_partition INT, kafka_offset BIGINT,
+                    kafka_timestamp TIMESTAMP_LTZ(3)
+                ) WITH ({json_lines(root / topic)})
+                LIKE {sql.PRODUCTION_SOURCES[topic]} (EXCLUDING OPTIONS EXCLUDING METADATA)"""
+        )
+    t_env.execute_sql(
+        f"""CREATE TEMPORARY TABLE test_users
+            WITH ('connector' = 'in-memory-lookup', 'path' = '{root / "users.tsv"}')
+            LIKE {sql.PRODUCTION_SOURCES["users"]} (EXCLUDING OPTIONS)"""
+    )
+    for name, table in sql.PRODUCTION_SINKS.items():
+        t_env.execute_sql(
+            f"""CREATE TEMPORARY TABLE test_{name} WITH ({changelog_files(root / "out" / name)})
+                LIKE {table} (EXCLUDING OPTIONS EXCLUDING CONSTRAINTS)"""
+        )
+    sources = {"clicks": "test_clicks", "checkouts": "test_checkouts", "users": "test_users"}
+    return sources, {name: f"test_{name}" for name in sql.PRODUCTION_SINKS}
+
+
+def read_outputs(root: Path) -> Outputs:
+    attributed: dict[str, Attribution] = {}
+    for added, row in changelog(root / "out" / "attributed_checkouts"):
+        if added:
+            attributed[row["checkout_id"]] = attribution_of(row)
+        elif attribution_of(row) == attributed.get(row["checkout_id"]):
+            del attributed[row["checkout_id"]]
+    dead_letters = {
+        (row["source_topic"], row["source_partition"], row["source_offset"]): row
+        for added, row in changelog(root / "out" / "dead_letters")
+        if added
+    }
+    metrics: Counter[tuple[str, str | None]] = Counter()
+    latency: list[datetime] = []
+    for added, row in changelog(root / "out" / "metrics"):
+        if added:
+            metrics[(row["metric"], row["label_value"])] += 1
+            if row["metric"] == "checkout_latency_ms":
+                event_time = timestamp(row["event_time"])
+                assert event_time is not None, row
+                latency.append(event_time)
+    return Outputs(attributed, dead_letters, metrics, latency)
+
+
+@pytest.fixture(scope="module")
+def flink(tmp_path_factory: pytest.TempPathFactory) -> LocalFlink:
+    settings = Settings.from_env(
+        {"STACK_DIR": str(tmp_path_factory.mktemp("stack")), "JOB_SUBMISSION": "application"}
+    )
+    # The first TableEnvironment starts the JVM, with the jars of FLINK_LIB_DIR (the UDF jar too);
+    # the test connectors are added to it as pipeline.jars.
+    os.environ.update(client_env(settings))
+    return LocalFlink(settings, ensure_test_jar(), tmp_path_factory.mktemp("runs"))
+
+
+# --- what the outputs must be ------------------------------------------------------------------
+def expected_metrics(records: list[Record], users: dict[int, str], late: Counter[str]) -> Counter:
+    """Rows per (metric, label) of the counters (not the latency histogram) for these records."""
+    clicks = [r.event for r in records if r.valid and r.topic == "clicks"]
+    checkouts = [r.event for r in records if r.valid and r.topic == "checkouts"]
+    attributed = attribute(clicks, checkouts, users)
+    metrics: Counter[tuple[str, str | None]] = Counter()
+    for c in checkouts:  # every delivery counts, a duplicate too
+        kind = "known" if int(c["user_id"]) in users else "unknown"
+        metrics[("checkouts", kind)] += 1
+        if attributed[c["checkout_id"]].click_id is None:
+            metrics[("checkouts_unattributed", kind)] += 1
+    for topic, count in late.items():
+        metrics[("late_events", topic)] += count
+    for r in records:
+        if r.reason:
+            metrics[("malformed_records", r.reason)] += 1
+    return metrics
+
+
+def counters(out: Outputs) -> Counter:
+    return Counter({k: v for k, v in out.metrics.items() if k[0] != "checkout_latency_ms"})
+
+
+def diff(expected: dict[str, Attribution], actual: dict[str, Attribution]) -> str:
+    lines = [
+        f"{key}:\n   expected {expected.get(key)}\n   actual   {actual.get(key)}"
+        for key in sorted(set(expected) | set(actual))
+        if expected.get(key) != actual.get(key)
+    ]
+    return "\n".join(lines[:30]) + (f"\n... {len(lines) - 30} more" if len(lines) > 30 else "")
+
+
+# --- the cases ---------------------------------------------------------------------------------
+def t(case: int) -> datetime:
+    return T0 + 2 * HOUR + case * MIN
+
+
+def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str], dict[str, str | None]]:
+    """The integration test's cases, the bad records of every reason, and the answers written down
+    by hand (checkout_id -> click_id)."""
+    plan: list[Record] = []
+
+    def add_click(
+        click_id: str,
+        user: int | str,
+        product: str | int,
+        at: datetime,
+        partition: int = 0,
+        delay: timedelta = timedelta(0),
+        **extra: object,
+    ) -> None:
+        plan.append(Record("clicks", click(click_id, user, product, at, **extra), partition, at + delay))
+
+    def add_checkout(
+        checkout_id: str,
+        user: int | str,
+        product: str | int,
+        at: datetime,
+        partition: int = 1,
+        delay: timedelta = timedelta(0),
+        **extra: object,
+    ) -> None:
+        plan.append(
+            Record("checkouts", checkout(checkout_id, user, product, at, **extra), partition, at + delay)
+        )
+
+    u = {k: BASE_USER + k for k in range(1, 25)}
+    # 1. A click exactly one hour before counts (inclusive lower bound); 2. one millisecond more not.
+    add_click("c1", u[1], "p1", t(1) - HOUR)
+    add_checkout("co1", u[1], "p1", t(1))
+    add_click("c2", u[2], "p2", t(2) - HOUR - MS)
+    add_checkout("co2", u[2], "p2", t(2))
+    # 3. A click at the checkout's own millisecond counts (inclusive upper bound); 4. one after not.
+    add_click("c3", u[3], "p3", t(3), partition=1)
+    add_checkout("co3", u[3], "p3", t(3), partition=0)
+    add_click("c4", u[4], "p4", t(4) + MS)
+    add_checkout("co4", u[4], "p4", t(4))
+    # 5. The earliest of several clicks in the hour.
+    add_click("c5-late", u[5], "p5", t(5) - 10 * MIN)
+    add_click("c5-early", u[5], "p5", t(5) - 50 * MIN, partition=1)
+    add_click("c5-mid", u[5], "p5", t(5) - 30 * MIN)
+    add_click("c5-too-old", u[5], "p5", t(5) - 61 * MIN)
+    add_checkout("co5", u[5], "p5", t(5))
+    # 6. The click arrives after the checkout (5 s older, delivered 8 s later: within the bound).
+    add_checkout("co6", u[6], "p6", t(6))
+    add_click("c6", u[6], "p6", t(6) - 5 * SEC, delay=13 * SEC)
+    # 7. An earlier click arrives after a later one: the attribution moves to the earlier click.
+    add_click("c7-later", u[7], "p7", t(7) - 20 * MIN)
+    add_click("c7-earlier", u[7], "p7", t(7) - 20 * MIN - 6 * SEC, delay=7 * SEC)
+    add_checkout("co7", u[7], "p7", t(7))
+    # 8. A click on another product, 9. a click by another user: neither counts.
+    add_click("c8", u[8], "p8-other", t(8) - MIN)
+    add_checkout("co8", u[8], "p8", t(8))
+    add_click("c9", u[19], "p9", t(9) - MIN)
+    add_checkout("co9", u[9], "p9", t(9))
+    # 10. Unknown user: written and attributed, user_name NULL.
+    add_click("c10", u[10], "p10", t(10) - MIN)
+    add_checkout("co10", u[10], "p10", t(10))
+    # 11. The same checkout delivered twice (the copy on the other partition): one row.
+    add_click("c11", u[11], "p11", t(11) - MIN)
+    add_checkout("co11", u[11], "p11", t(11), partition=1)
+    add_checkout("co11", u[11], "p11", t(11), partition=0, delay=2 * SEC)
+    # 12. Repeat purchases of one product, each attributed on its own.
+    add_click("c12-a", u[12], "p12", t(12) - 70 * MIN)
+    add_checkout("co12-1", u[12], "p12", t(12) - 60 * MIN)  # a is 10 min before: a
+    add_checkout("co12-3", u[12], "p12", t(12) - 40 * MIN)  # a is 30 min before: a
+    add_click("c12-b", u[12], "p12", t(12) - 5 * MIN)
+    add_checkout("co12-2", u[12], "p12", t(12))  # a is 70 min before: b
+    # 13. No click at all.
+    add_checkout("co13", u[13], "p13", t(13))
+    # 14. Numbers and strings for the same ids match; unknown fields are ignored.
+    add_click("c14", str(u[14]), 14, t(14) - MIN, campaign="x")
+    add_checkout("co14", u[14], "14", t(14))
+    # 15. Clicks at the same millisecond: the smallest click_id in byte order (UTF-8, not UTF-16:
+    # U+FF21 sorts before U+1F600 in UTF-8 and after it in UTF-16; 'B' before 'a').
+    add_click("c15-b", u[15], "p15", t(15) - 10 * MIN)
+    add_click("c15-a", u[15], "p15", t(15) - 10 * MIN, partition=1)
+    add_click("c15-B", u[15], "p15", t(15) - 10 * MIN)
+    add_checkout("co15", u[15], "p15", t(15))
+    add_click("c15-\U0001f600", u[20], "p15", t(15) - 10 * MIN)
+    add_click("c15-\uff21", u[20], "p15", t(15) - 10 * MIN, partition=1)
+    add_checkout("co15-utf8", u[20], "p15", t(15))
+    # 16. A click for the late checkout below (sent once event time has moved past it).
+    add_click("c16", u[16], "p16", t(16) - 5 * MIN)
+    # 17. Descriptive fields absent, null or typed otherwise; amounts rounded half up, at the limit.
+    add_checkout("co17-bare", u[17], "p17", t(17), total_amount=None, payment_method=None)
+    plan[-1].value = {k: v for k, v in plan[-1].event.items() if k not in {"shipping_address", "ip_address"}}
+    add_checkout(
+        "co17-typed", u[17], "p17", t(17) + SEC, total_amount="12.345", user_agent=42, ip_address=True
+    )
+    add_checkout("co17-max", u[17], "p17", t(17) + 2 * SEC, total_amount=99999999.99)
+    add_checkout("co17-zero", u[17], "p17", t(17) + 3 * SEC, total_amount=0, billing_address=["no", "array"])
+    # 18. A click of exactly MAX_PAYLOAD_CHARS characters is accepted (one more is rejected below).
+    big = click("c18", u[18], "p18", t(18) - MIN, url="")
+    big["url"] = "é" * (settings.max_payload_chars - len(json.dumps(big, ensure_ascii=False)))
+    plan.append(Record("clicks", big, 0, t(18) - MIN))
+    big_payload = plan[-1].payload
+    assert big_payload is not None
+    assert len(big_payload) == settings.max_payload_chars
+    add_checkout("co18", u[18], "p18", t(18))
+
+    bad_at = t(3)
+    ok_click = click("bad", u[21], "p21", bad_at)
+    ok_checkout = checkout("bad", u[21], "p21", bad_at)
+    too_big = {**ok_click, "click_id": "bad-big", "url": "\U0001f600" + "x" * settings.max_payload_chars}
+    bad: list[tuple[str, dict | str | None, str]] = [
+        ("clicks", "not json at all", "not_json_object"),
+        ("clicks", '{"click_id": "x", "user_id": ', "not_json_object"),
+        ("clicks", "[1, 2, 3]", "not_json_object"),
+        ("clicks", '{"click_id": "trailing"} {"x": 1}', "not_json_object"),
+        ("clicks", '{"click_id": "raw\x00nul"}', "not_json_object"),  # stored without the NUL
+        ("clicks", "", "empty_payload"),
+        ("clicks", None, "empty_payload"),  # a tombstone
+        ("clicks", {**ok_click, "click_id": "bad-nul", "url": "a\u0000b"}, "nul_character"),
+        ("clicks", too_big, "payload_too_large"),  # stored cut to MAX_PAYLOAD_CHARS
+        ("clicks", {k: v for k, v in ok_click.items() if k != "click_id"}, "missing_click_id"),
+        ("clicks", {**ok_click, "click_id": "  "}, "missing_click_id"),
+        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "checkout_id"}, "missing_checkout_id"),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-nouser", "user_id": None}, "missing_user_id"),
+        ("clicks", {**ok_click, "click_id": "bad-user", "user_id": "abc"}, "invalid_user_id"),
+        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "product_id"}, "missing_product_id"),
+        (
+            "clicks",
+            {k: v for k, v in ok_click.items() if k != "datetime_occured"},
+            "missing_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-null-ts", "datetime_occured": None},
+            "missing_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-ts", "datetime_occured": "yesterday"},
+            "invalid_datetime_occured",
+        ),
+        *(
+            (
+                "clicks",
+                {**ok_click, "click_id": f"bad-ts-{n}", "datetime_occured": text},
+                "invalid_datetime_occured",
+            )
+            for n, text in enumerate(
+                [
+                    "2024-02-30 10:00:00.000",
+                    "2024-05-01T10:00:00.000",
+                    "2024-05-01 24:00:00.000",
+                    "2024-05-01 10:00",
+                ]
+            )
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
+            "datetime_occured_in_future",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
+            "datetime_occured_in_future",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-amt", "total_amount": "abc"},
+            "invalid_total_amount",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-huge", "total_amount": 1e12},
+            "invalid_total_amount",
+        ),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
+    ]
+    for i, (topic, value, reason) in enumerate(bad):
+        plan.append(Record(topic, value, i % 2, bad_at, reason))
+
+    # Event time moves past everything (a click and a checkout on each topic), then a checkout
+    # arrives that the watermark has passed: late, yet attributed to the click still in state.
+    last = max(r.send_at for r in plan)
+    marker_at = last + MIN + timedelta(seconds=settings.out_of_orderness_seconds)
+    plan.append(Record("clicks", click("wm-click", MARKER_USER, "wm", marker_at), 0, marker_at))
+    plan.append(Record("checkouts", checkout("wm-checkout", MARKER_USER, "wm", marker_at), 0, marker_at))
+    plan.append(Record("checkouts", checkout("co16-late", u[16], "p16", t(16)), 0, marker_at + SEC))
+
+    users = {u[k]: f"user-{k}" for k in range(1, 25) if k != 10}
+    answers = {
+        "co1": "c1", "co2": None, "co3": "c3", "co4": None, "co5": "c5-early", "co6": "c6",
+        "co7": "c7-earlier", "co8": None, "co9": None, "co10": "c10", "co11": "c11",
+        "co12-1": "c12-a", "co12-3": "c12-a", "co12-2": "c12-b", "co13": None, "co14": "c14",
+        "co15": "c15-B", "co15-utf8": "c15-\uff21", "co16-late": "c16", "co18": "c18",
+    }  # fmt: skip
+    return plan, users, answers
+
+
+@pytest.fixture(scope="module")
+def adversarial(flink: LocalFlink) -> tuple[list[Record], dict[int, str], dict[str, str | None], Outputs]:
+    records, users, answers = adversarial_records(flink.settings)
+    return records, users, answers, flink.run(records, users)
+
+
+def test_adversarial_cases_match_the_reference_in_every_column(adversarial) -> None:
+    records, users, answers, out = adversarial
+    expected = attribute(
+        [r.event for r in records if r.valid and r.topic == "clicks"],
+        [r.event for r in records if r.valid and r.topic == "checkouts"],
+        users,
+    )
+    # The reference itself, on the answers written down by hand.
+    assert {k: expected[k].click_id for k in answers} == answers
+    assert expected["co10"].user_name is None and expected["co17-typed"].total_amount == Decimal("12.35")
+    assert out.attributed == expected, diff(expected, out.attributed)
+
+
+def test_a_late_checkout_is_counted_late_and_attributed_to_the_click_in_state(adversarial) -> None:
+    _, _, _, out = adversarial
+    assert out.metrics[("late_events", "checkouts")] == 1
+    assert ("late_events", "clicks") not in out.metrics
+    assert out.attributed["co16-late"].click_id == "c16"
+
+
+def test_every_bad_record_is_dead_lettered_with_its_reason_and_payload(flink, adversarial) -> None:
+    records, _, _, out = adversarial
+    limit = flink.settings.max_payload_chars
+    expected = {
+        (r.topic, r.partition, r.offset): {
+            "source_topic": r.topic,
+            "source_partition": r.partition,
+            "source_offset": r.offset,
+            "reason": r.reason,
+            "payload": (r.payload or "").replace("\x00", "")[:limit],
+            "payload_chars": None if r.payload is None else len(r.payload),
+            "kafka_timestamp": r.send_at,
+        }
+        for r in records
+        if r.reason
+    }
+    actual = {
+        key: {**row, "kafka_timestamp": timestamp(row["kafka_timestamp"])}
+        for key, row in out.dead_letters.items()
+    }
+    assert actual.keys() == expected.keys()
+    for key, row in expected.items():
+        assert actual[key] == row, key
+    assert (
+        len(actual[next(k for k, r in expected.items() if r["reason"] == "payload_too_large")]["payload"])
+        == limit
+    )
+    # ... and none of them is attributed.
+    assert not {"bad", "bad-nouser", "bad-fut", "bad-amt", "bad-huge", "bad-neg"} & out.attributed.keys()
+
+
+def test_the_metrics_count_checkouts_attribution_lateness_and_rejects(adversarial) -> None:
+    records, users, _, out = adversarial
+    counted = counters(out)
+    assert counted == expected_metrics(records, users, Counter({"checkouts": 1}))
+    assert counted[("checkouts", "unknown")] >= 2  # co10 and the markers
+    # Every row handed to the sink was observed by the latency histogram.
+    assert {a.checkout_time for a in out.attributed.values()} <= set(out.latency_observed)
+
+
+def test_randomized_stream_matches_the_reference(flink: LocalFlink) -> None:
+    """Generated traffic (sessions, repeat purchases, stale and orphan checkouts, unknown users,
+    timestamps up to 5 s out of order) on random partitions."""
+    shape = TrafficShape(users=40, products=15, jitter_seconds=5.0, repeat_purchase_probability=0.3)
+    events = list(simulated_events(7, 3000, datetime(2024, 5, 1, 8), events_per_second=0.5, shape=shape))
+    rng = random.Random(3)
+    start = datetime(2024, 5, 1, 8)
+    records = [
+        Record(topic, event, rng.randrange(2), start + i * 2 * SEC) for i, (topic, event) in enumerate(events)
+    ]
+    users = {i: f"user-{i}" for i in range(1, shape.users + 1)}
+    expected = attribute(
+        [r.event for r in records if r.topic == "clicks"],
+        [r.event for r in records if r.topic == "checkouts"],
+        users,
+    )
+    attributed = sum(1 for a in expected.values() if a.click_id)
+    # The mix is meaningful: both outcomes and unknown users are present.
+    assert 0.3 * len(expected) < attributed < 0.95 * len(expected), (attributed, len(expected))
+    assert any(a.user_name is None for a in expected.values())
+
+    out = flink.run(records, users)
+    assert out.attributed == expected, diff(expected, out.attributed)
+    assert counters(out) == expected_metrics(records, users, Counter())  # nothing late: 5 s < 15 s
+
+
+def test_settings_reach_the_rule(flink: LocalFlink) -> None:
+    """A shorter window: the same bounds, now 30 minutes."""
+    settings = replace(flink.settings, attribution_window_seconds=1800)
+    records = [
+        Record("clicks", click("in", 1, "p", T0 - 30 * MIN), 0, T0 - 30 * MIN),
+        Record("clicks", click("out", 2, "p", T0 - 30 * MIN - MS), 0, T0 - 30 * MIN - MS),
+        Record("checkouts", checkout("co-in", 1, "p", T0), 0, T0),
+        Record("checkouts", checkout("co-out", 2, "p", T0), 0, T0),
+    ]
+    out = LocalFlink(settings, flink.test_jar, flink.workdir / "window").run(records, {})
+    assert {k: a.click_id for k, a in out.attributed.items()} == {"co-in": "in", "co-out": None}
+    assert parse_time(fmt(T0)) == out.attributed["co-in"].checkout_time
