@@ -21,7 +21,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import requests
 
-from attribution.config import PROJECT_ROOT, Settings
+from attribution.config import PROJECT_ROOT, Settings, settings_or_exit
 
 DASHBOARD = PROJECT_ROOT / "grafana" / "dashboards" / "checkout-attribution.json"
 
@@ -29,7 +29,7 @@ DASHBOARD = PROJECT_ROOT / "grafana" / "dashboards" / "checkout-attribution.json
 def query_range(settings: Settings, expr: str, start: float, end: float, step: int) -> list[dict]:
     response = requests.get(
         f"http://127.0.0.1:{settings.prometheus_port}/api/v1/query_range",
-        params={"query": expr, "start": start, "end": end, "step": step},
+        params={"query": expr, "start": str(start), "end": str(end), "step": str(step)},
         timeout=30,
     )
     response.raise_for_status()
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=15)
     parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "dashboard.png"))
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = settings_or_exit()
     panels = [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] == "timeseries"]
     end = time.time()
     start = end - args.minutes * 60

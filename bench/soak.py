@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg2
 
 from attribution import job
-from attribution.config import Settings
+from attribution.config import Settings, settings_or_exit
 
 
 def taskmanager_metrics(settings: Settings, wanted: Callable[[str], bool]) -> dict[str, float]:
@@ -72,7 +72,7 @@ def sample(settings: Settings, job_id: str, since: float) -> dict:
             f"FROM {settings.sink_table}",
             (since,),
         )
-        rows, newest = cur.fetchone()
+        rows, newest = cur.fetchall()[0]
     conn.close()
     return {
         "at": time.time(),
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=99, help="generator seed; change it between runs on one table"
     )
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = settings_or_exit()
     running = job.active_jobs(settings, settings.job_name)
     if not running:
         print("no running job: start it with `make up job`", file=sys.stderr)
