@@ -8,7 +8,7 @@ CLI := $(PY) -m attribution
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint clean reset docker-run docker-down
+.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci ui viz clean reset docker-run docker-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,19 +29,19 @@ setup: $(STAMP)  ## venv, pinned packages, connector jars and the UDF jar (javac
 	@if command -v npm >/dev/null && [ ! -d k8s/validate/node_modules ]; then \
 		npm ci --prefix k8s/validate --no-audit --no-fund --loglevel=error; fi
 
-run: setup  ## start the stack, the generator and the job; print where to look
+run: setup  ## up, then the job, then the generator; print where to look
 	$(CLI) run $(if $(FRESH),--fresh) -- $(DATAGEN_ARGS)
 
-up: setup  ## start broker, Postgres, Flink (and Prometheus if installed); create schema and topics
+up: setup  ## start the supervised stack (broker, Postgres, Flink, keeper, Prometheus if installed); schema, topics
 	$(CLI) up
 
 job: setup  ## submit the job (resuming the latest checkpoint/savepoint; FRESH=1: without); returns once RUNNING
 	$(CLI) job $(if $(FRESH),--fresh)
 
-stop-job: setup  ## stop the job with a savepoint (the next `make job` resumes from it)
+stop-job: setup  ## stop the job with a savepoint; the keeper leaves it stopped (`make job` resumes it)
 	$(CLI) stop-job
 
-cancel: setup  ## cancel the running job
+cancel: setup  ## cancel the running job; the keeper leaves it stopped
 	$(CLI) cancel
 
 datagen: setup  ## start the generator in the background (DATAGEN_ARGS=...)
@@ -50,7 +50,7 @@ datagen: setup  ## start the generator in the background (DATAGEN_ARGS=...)
 down: ## stop everything the stack started
 	@if [ -x $(PY) ]; then $(CLI) down; else echo "nothing to stop (no $(VENV))"; fi
 
-status: setup  ## services, job state, business figures (rates, attribution, lag, checkpoint) and row counts
+status: setup  ## services (state, restarts), job, business figures (rates, attribution, lag, checkpoint), rows
 	$(CLI) status
 
 psql: setup  ## open psql on the pipeline's database
@@ -59,8 +59,7 @@ psql: setup  ## open psql on the pipeline's database
 sql: setup  ## print the job's rendered SQL
 	$(PY) code/checkout_attribution.py --print-sql
 
-test: setup  ## lint, unit tests and integration tests on a separate embedded stack
-	$(PY) -m ruff check .
+test: lint  ## lint, type check, unit tests and integration tests on a separate embedded stack
 	$(PY) -m pytest
 
 unit-test: setup
@@ -69,12 +68,23 @@ unit-test: setup
 integration-test: setup
 	$(PY) -m pytest tests/integration
 
-lint: setup
+lint: setup  ## ruff (lint and format check) and mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+ci:  ## exactly what CI runs (.ci/run: installs the checks' tools, then `make test`)
+	bash .ci/run
+
+ui: setup  ## open the Flink web UI on the job (prints the URL where there is no browser)
+	@$(CLI) ui
+
+viz: setup  ## open Grafana (Compose stack) or Prometheus (embedded); prints the URL without a browser
+	@$(CLI) viz
 
 reset: down  ## stop and delete all data, checkpoints and logs (keeps the venv and jars)
-	rm -rf .stack/postgres .stack/checkpoints .stack/savepoints .stack/logs .stack/pids .stack/prometheus .stack/test
+	rm -rf .stack/postgres .stack/checkpoints .stack/savepoints .stack/logs .stack/prometheus .stack/test \
+		.stack/job-intent.json .stack/keeper-status.json
 
 clean: down  ## remove everything the project created
 	rm -rf .stack $(VENV)
@@ -89,9 +99,10 @@ bench: setup  ## generator, burst, latency and pass-through benchmarks on the em
 # Postgres, Prometheus and Grafana (needs Docker; `make test` validates these files offline).
 COMPOSE ?= docker compose
 
-docker-run:  ## Compose stack: build, start, submit the job, generate events (TASKMANAGERS=N to scale)
+docker-run:  ## Compose stack: build, start (the keeper submits the job), generate events (TASKMANAGERS=N to scale)
 	$(COMPOSE) up -d --build $(if $(TASKMANAGERS),--scale taskmanager=$(TASKMANAGERS))
-	@echo "Flink UI http://localhost:8081  Grafana http://localhost:3000 (admin / \$${GRAFANA_ADMIN_PASSWORD:-flink})  Prometheus http://localhost:9090"
+	@echo "Flink UI http://127.0.0.1:8081  Grafana http://127.0.0.1:3000 (admin / \$${GRAFANA_ADMIN_PASSWORD:-flink})  Prometheus http://127.0.0.1:9090"
+	@echo "(published on BIND_ADDRESS, default 127.0.0.1; the keeper starts the job: $(COMPOSE) logs -f keeper)"
 
 docker-down:  ## stop the Compose stack (volumes kept; `$(COMPOSE) down -v` deletes them)
 	$(COMPOSE) down

@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import webbrowser
 
-from attribution import job, stack
+import requests
+
+from attribution import job, keeper, provision, services, stack, supervision
 from attribution.config import ConfigError, Settings, describe
+from attribution.services import StackError
+from attribution.supervision import SupervisionError
 
-WATCH_QUERY = (
-    "SELECT checkout_id, click_id, checkout_time, click_time, user_name "
-    "FROM commerce.attributed_checkouts ORDER BY checkout_time DESC LIMIT 5;"
-)
+
+def watch_query(settings: Settings) -> str:
+    return (
+        "SELECT checkout_id, click_id, checkout_time, click_time, user_name "
+        f"FROM {settings.sink_table} ORDER BY checkout_time DESC LIMIT 5;"
+    )
 
 
 def cmd_up(settings: Settings, _: argparse.Namespace) -> None:
@@ -26,11 +33,9 @@ def cmd_down(settings: Settings, _: argparse.Namespace) -> None:
 
 def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
     if stack.flink_overview(settings) is None:
-        raise stack.StackError(f"no Flink cluster at {settings.flink_rest_url}: run `make up` first")
+        raise StackError(f"no Flink cluster at {settings.flink_rest_url}: run `make up` first")
     if stack.flink_jars_stale(settings):
-        raise stack.StackError(
-            "the UDF jar was rebuilt after Flink started: `make up` restarts Flink to load it"
-        )
+        raise StackError("the UDF jar was rebuilt after Flink started: `make up` restarts Flink to load it")
     slots = (stack.flink_overview(settings) or {}).get("slots-total", 0)
     if slots < settings.parallelism:
         # Not an error: TaskManagers may still be registering (Compose, --scale); Flink waits.
@@ -38,46 +43,28 @@ def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
             f"warning: FLINK_PARALLELISM={settings.parallelism} but the cluster has {slots} slots now; "
             "the job waits for more TaskManagers (or lower FLINK_PARALLELISM)"
         )
-    running = job.active_jobs(settings, settings.job_name)
-    if running:
-        print(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
-        return
-    restore = (
-        None
-        if getattr(args, "fresh", False)
-        else job.safe_restore_point(
-            settings, getattr(args, "savepoint", None), stack.broker_started_at(settings)
-        )
-    )
-    if restore:
-        print(f"Restoring state and offsets from {restore}  (`make job FRESH=1` starts without state)")
-    print(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...", flush=True)
-    job_id = job.submit(settings, savepoint=restore)
+    job_id = keeper.start_job(settings, fresh=args.fresh, savepoint=args.savepoint)
     try:
         job.wait_until_running(settings, job_id)
     except job.JobError as error:
-        hint = " If the SQL changed since that state was written, start without it: `make job FRESH=1`."
-        raise job.JobError(f"{error}{hint if restore else ''}") from None
+        hint = " If the SQL changed since its state was written, start without it: `make job FRESH=1`."
+        raise job.JobError(f"{error}{hint}") from None
     print(
         f"{settings.job_name} is RUNNING (job id {job_id}): {settings.flink_rest_url}/#/job/running/{job_id}"
     )
 
 
 def cmd_stop_job(settings: Settings, _: argparse.Namespace) -> None:
-    for status in job.active_jobs(settings, settings.job_name):
-        location = job.stop_with_savepoint(settings, status.job_id)
-        print(f"stopped {status.job_id} with a savepoint: {location}  (`make job` resumes from it)")
+    keeper.stop_job(settings, cancel=False)
 
 
 def cmd_cancel(settings: Settings, _: argparse.Namespace) -> None:
-    for status in job.active_jobs(settings, settings.job_name):
-        job.cancel(settings, status.job_id)
-        print(f"cancelled {status.job_id}")
+    keeper.stop_job(settings, cancel=True)
 
 
 def cmd_datagen(settings: Settings, args: argparse.Namespace) -> None:
-    stack.start(settings, stack.datagen_service(settings, args.extra))
-    print(f"generator running in the background (log: {stack.log_file(settings, 'datagen')})")
+    stack.start_datagen(settings, args.extra)
+    print(f"generator running in the background (log: {supervision.log_file(settings, 'datagen')})")
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
@@ -92,14 +79,24 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
         f"  Postgres:       postgresql://{settings.postgres_user}:{settings.postgres_password}@"
         f"{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}\n"
         "\nWatch results (`make psql`, or any psql):\n"
-        f"  {WATCH_QUERY}\n"
+        f"  {watch_query(settings)}\n"
         "\n`make status` shows progress; `make down` stops everything."
     )
 
 
 def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
-    for name, pid in stack.status(settings).items():
-        print(f"  {name:<12} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    services_now = stack.status(settings)
+    if not services_now:
+        print("  no stack running (supervisord is not up): `make up`")
+    for name, state, pid, restarts in services_now:
+        shown = f"{state} (pid {pid})" if pid else state
+        print(f"  {name:<12} {shown:<22} restarted {restarts}x after dying")
+    intent = keeper.read_intent(settings)
+    if intent is not None:
+        print(f"  keeper: job should be {intent.state}{' (' + intent.note + ')' if intent.note else ''}")
+        last = keeper.read_status(settings)
+        if last.get("last_action"):
+            print(f"          last action: {last['last_action']}")
     if stack.flink_overview(settings) is not None:
         for status in job.active_jobs(settings):
             print(f"  job {status.name}: {status.state} ({status.job_id})")
@@ -109,9 +106,9 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
 
         with psycopg2.connect(settings.psycopg_dsn(), connect_timeout=2) as conn, conn.cursor() as cur:
             cur.execute(f"SELECT count(*), count(click_id), count(user_name) FROM {settings.sink_table}")
-            rows, attributed, named = cur.fetchone()
+            rows, attributed, named = cur.fetchall()[0]
             cur.execute(f"SELECT count(*) FROM {settings.dead_letter_table}")
-            (dead,) = cur.fetchone()
+            (dead,) = cur.fetchall()[0]
         print(f"  {settings.sink_table}: {rows} rows, {attributed} attributed, {named} with user_name")
         print(f"  {settings.dead_letter_table}: {dead} rows")
     except Exception as error:  # status is best effort: a stopped database is a normal answer
@@ -182,7 +179,7 @@ def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2
 
 
 def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:
-    psql = str(stack.postgres_bin() / "psql")
+    psql = str(services.postgres_bin() / "psql")
     os.environ["PGPASSWORD"] = settings.postgres_password
     os.execv(
         psql,
@@ -201,12 +198,52 @@ def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def cmd_init(settings: Settings, _: argparse.Namespace) -> None:
-    stack.apply_schema(settings)
-    stack.create_topics(settings)
+    provision.apply_schema(settings)
+    provision.create_topics(settings)
+    print("schema and topics ready")
 
 
 def cmd_flink(settings: Settings, args: argparse.Namespace) -> None:
-    stack.exec_flink_process(settings, args.process)
+    services.exec_flink_process(settings, args.process)
+
+
+def open_url(url: str, what: str) -> None:
+    """Opens a browser where there is one (not over SSH); prints the URL either way."""
+    print(f"{what}: {url}")
+    if os.environ.get("SSH_CONNECTION") or not webbrowser.open(url):
+        print("(no browser here: open the URL above in yours)")
+
+
+def cmd_ui(settings: Settings, _: argparse.Namespace) -> None:
+    url = settings.flink_rest_url
+    try:
+        running = job.active_jobs(settings, settings.job_name)
+    except requests.RequestException:
+        raise StackError(f"no Flink cluster at {url}: `make up` (or `make run`) first") from None
+    open_url(f"{url}/#/job/running/{running[0].job_id}/overview" if running else url, "Flink web UI")
+
+
+def cmd_viz(settings: Settings, _: argparse.Namespace) -> None:
+    grafana = f"http://127.0.0.1:{settings.grafana_port}"
+    try:
+        requests.get(f"{grafana}/api/health", timeout=2).raise_for_status()
+        open_url(f"{grafana}/d/checkout-attribution", "Grafana (Compose stack)")
+        return
+    except requests.RequestException:
+        pass
+    print(
+        "Grafana runs in the Compose stack only (no package for it on PyPI or Debian); the embedded "
+        "stack's dashboards are Prometheus graphs."
+    )
+    open_url(
+        f"http://127.0.0.1:{settings.prometheus_port}/graph?g0.expr="
+        "rate(flink_taskmanager_job_task_operator_attribution_user_checkouts%5B1m%5D)",
+        "Prometheus",
+    )
+
+
+def cmd_keeper(settings: Settings, args: argparse.Namespace) -> None:
+    keeper.keep(settings, start=args.start)
 
 
 COMMANDS = {
@@ -215,12 +252,16 @@ COMMANDS = {
     "stop-job": (cmd_stop_job, "stop the job with a savepoint that the next `job` resumes from"),
     "cancel": (cmd_cancel, "cancel the running job (its last checkpoint is kept)"),
     "datagen": (cmd_datagen, "start the generator in the background; arguments after -- go to it"),
-    "run": (cmd_run, "up + datagen + job, then print the URLs and the query to watch"),
-    "status": (cmd_status, "services, jobs and row counts"),
+    "run": (cmd_run, "up, then the job (before any event: a restore is only safe then), then the generator"),
+    "status": (cmd_status, "services (state, restarts), the job, business figures and row counts"),
     "down": (cmd_down, "stop everything the stack started"),
     "psql": (cmd_psql, "open psql (bundled with the embedded Postgres) on the pipeline's database"),
     "init": (cmd_init, "create the schema and the topics on the configured Postgres and Kafka (Compose)"),
     "flink": (cmd_flink, "run a JobManager or TaskManager in the foreground (the containers' entry point)"),
+    "keeper": (
+        cmd_keeper,
+        "keep the job running: resubmit it when a JobManager restart lost it (supervised)",
+    ),
 }
 
 
@@ -238,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("extra", nargs=argparse.REMAINDER, help="generator arguments after --")
         if name == "flink":
             command.add_argument("process", choices=["jobmanager", "taskmanager"])
+        if name == "keeper":
+            command.add_argument(
+                "--start", action="store_true", help="submit the job first if it was never started (Compose)"
+            )
         if name in {"job", "run"}:
             command.add_argument("--savepoint", help="restore from this savepoint / retained checkpoint")
             command.add_argument(
@@ -249,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         COMMANDS[args.command][0](settings, args)
-    except (ConfigError, stack.StackError, job.JobError) as error:
+    except (ConfigError, StackError, SupervisionError, job.JobError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +54,7 @@ class Settings:
     postgres_user: str = _setting("POSTGRES_USER", "postgres", "Postgres user")
     postgres_password: str = _setting("POSTGRES_PASSWORD", "postgres", "Postgres password")
     users_table: str = _setting("USERS_TABLE", "commerce.users", "Lookup table with user names")
+    products_table: str = _setting("PRODUCTS_TABLE", "commerce.products", "Products (the generator's)")
     sink_table: str = _setting(
         "SINK_TABLE", "commerce.attributed_checkouts", "Result table, one row per checkout_id"
     )
@@ -127,6 +130,9 @@ class Settings:
         "BUFFER_TIMEOUT_MS", 20, "Longest a record waits in a network buffer between operators"
     )
     sink_max_retries: int = _setting("SINK_MAX_RETRIES", 5, "JDBC sink retries before the task fails")
+    lookup_max_retries: int = _setting(
+        "LOOKUP_MAX_RETRIES", 3, "JDBC user-lookup retries before the task fails"
+    )
     checkpoint_interval_seconds: int = _setting("CHECKPOINT_INTERVAL_SECONDS", 10, "Checkpoint interval")
     checkpoint_dir: str = _setting(
         "CHECKPOINT_DIR", "", "Checkpoint storage URI (default: file://<STACK_DIR>/checkpoints)"
@@ -143,6 +149,7 @@ class Settings:
         "STACK_DIR", str(PROJECT_ROOT / ".stack"), "Data, logs and pid files of the embedded stack"
     )
     prometheus_port: int = _setting("PROMETHEUS_PORT", 9090, "Prometheus port (embedded, if installed)")
+    grafana_port: int = _setting("GRAFANA_PORT", 3000, "Grafana port (Compose stack; `make viz`)")
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -168,12 +175,23 @@ class Settings:
         return self.checkpoint_dir or (self.stack_path / "checkpoints").as_uri()
 
     @property
+    def checkpoint_path(self) -> Path | None:
+        """The checkpoint directory on this machine, None when it is not a file:// URI."""
+        parsed = urlparse(self.checkpoint_uri)
+        return Path(parsed.path) if parsed.scheme == "file" else None
+
+    @property
     def flink_rest_url(self) -> str:
         return f"http://{self.flink_rest_host}:{self.flink_rest_port}"
 
     @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as the environment variable that sets it: how settings cross into the
+        driver's subprocess, the supervised services and the job keeper."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def psycopg_dsn(self) -> str:
         return (
@@ -223,6 +241,16 @@ class Settings:
             raise ConfigError(f"JOB_SUBMISSION must be remote or application, got {self.job_submission!r}")
 
 
+def settings_or_exit() -> Settings:
+    """The settings from the environment, or one line naming the bad setting and exit code 2:
+    for the entry points (the CLI, the driver, the generator, the benchmarks)."""
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _env_of(name: str) -> str:
     return {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}[name]
 
@@ -231,12 +259,6 @@ def _parse(raw: str, kind: Any, env: str) -> Any:
     try:
         if kind is int:
             return int(raw)
-        if kind is bool:
-            if raw.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if raw.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
         return str(raw)
     except ValueError:
         raise ConfigError(f"{env}={raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,15 +63,15 @@ def active_jobs(settings: Settings, name: str | None = None) -> list[JobStatus]:
 def wait_until_running(settings: Settings, job_id: str, timeout: float = 180.0) -> JobStatus:
     """Polls until the job and all its tasks are RUNNING; fails fast if the job fails."""
     deadline = time.monotonic() + timeout
-    status = job_status(settings, job_id)
-    while time.monotonic() < deadline:
+    while True:
         status = job_status(settings, job_id)
         if status.fully_running:
             return status
         if status.state in {"FAILED", "CANCELED", "FINISHED"}:
             raise JobError(f"job {job_id} is {status.state}: {root_exception(settings, job_id)}")
+        if time.monotonic() > deadline:
+            raise JobError(f"job {job_id} not running after {timeout:.0f}s (state {status.state})")
         time.sleep(0.5)
-    raise JobError(f"job {job_id} not running after {timeout:.0f}s (state {status.state})")
 
 
 def exception_history(settings: Settings, job_id: str) -> list[dict]:
@@ -90,24 +91,35 @@ def root_exception(settings: Settings, job_id: str) -> str:
 
 def submit(
     settings: Settings,
-    env: dict[str, str] | None = None,
     savepoint: str | None = None,
     insert_templates: tuple[str, ...] = (),
+    timeout: float = 300.0,
 ) -> str:
-    """Runs the driver in its own process (it starts a JVM) and returns the new job's id. The
-    client JVM gets the cluster's lib directory, so it plans with the same connector and UDF jars."""
+    """Runs the driver in its own process (it starts a JVM) with these settings and returns the
+    new job's id. The client JVM gets the cluster's lib directory, so it plans with the same
+    connector and UDF jars."""
     from attribution.deps import client_env
 
-    env = {**(env if env is not None else os.environ), **client_env(settings)}
+    env = {**os.environ, **settings.to_env(), **client_env(settings)}
     argv = [sys.executable, str(DRIVER)]
     if savepoint:
         argv += ["--savepoint", savepoint]
     for template in insert_templates:
         argv += ["--insert-template", template]
-    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise JobError(f"job submission did not finish within {timeout:.0f}s") from None
     if result.returncode != 0:
-        raise JobError(f"job submission failed:\n{result.stderr[-4000:]}")
+        raise JobError(f"job submission failed: {root_cause(result.stderr)}")
     return result.stdout.strip().splitlines()[-1]
+
+
+def root_cause(stderr: str) -> str:
+    """The innermost cause of a driver's failure (its last 'Caused by', else its last line)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
+    return (causes or lines or ["(no output)"])[-1][:1000]
 
 
 def wait_until_ended(settings: Settings, job_id: str, timeout: float = 60.0) -> str:
@@ -184,7 +196,9 @@ class RestorePoint:
 def latest_restore_point(settings: Settings, job_id: str | None = None) -> RestorePoint | None:
     """The newest complete retained checkpoint or savepoint (optionally of one job)."""
     candidates = []
-    checkpoints = settings.stack_path / "checkpoints"
+    checkpoints = settings.checkpoint_path
+    if checkpoints is None:
+        return None  # not a local directory (s3://...): the operator or the user picks the point
     pattern = f"{job_id}/chk-*/_metadata" if job_id else "*/chk-*/_metadata"
     for metadata in checkpoints.glob(pattern):
         candidates.append(
@@ -196,26 +210,35 @@ def latest_restore_point(settings: Settings, job_id: str | None = None) -> Resto
     return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
-def safe_restore_point(settings: Settings, explicit: str | None, broker_started: float | None) -> str | None:
-    """The checkpoint/savepoint to resume from, or None to start without state.
+def drain_or_cancel(settings: Settings, job_id: str, say: Callable[[str], None]) -> None:
+    """Stops a job with drain (event time jumps to the end, so results still waiting for the
+    watermark are written) and a savepoint; cancels it when it cannot stop that way."""
+    try:
+        stop_with_savepoint(settings, job_id, drain=True, timeout=60)
+        wait_until_ended(settings, job_id)
+    except (JobError, requests.RequestException) as error:
+        say(f"job {job_id} did not drain ({str(error).splitlines()[0]}): cancelling it")
+        cancel(settings, job_id)
 
-    `broker_started` is when the running broker started (`stack.broker_started_at`). The embedded
-    broker keeps topics in memory. State written before the broker (re)started holds
-    offsets into topics that no longer exist, and resuming from them could skip the first events
-    of the new topics. Such state is therefore not restored: the job starts fresh, reading the new
-    topics from the beginning. (`make down` and a broker restart under `make up` drain the job
-    first, so results that were waiting for event time are written before the state is left.)
-    """
-    if explicit:
-        return explicit
-    point = latest_restore_point(settings)
-    if point is None:
-        return None
-    written = (Path(point.path) / "_metadata").stat().st_mtime
-    if broker_started is not None and broker_started > written:
+
+def written_before_broker(path: str, broker_started: float | None) -> bool:
+    """Whether a checkpoint/savepoint predates the running embedded broker. The embedded broker
+    keeps topics in memory: state written before it (re)started holds offsets into topics that
+    no longer exist, and resuming from them could skip the first events of the new topics."""
+    metadata = Path(path.removeprefix("file:")) / "_metadata"
+    return broker_started is not None and metadata.exists() and broker_started > metadata.stat().st_mtime
+
+
+def safe_restore_point(settings: Settings, explicit: str | None, broker_started: float | None) -> str | None:
+    """The checkpoint/savepoint to resume from (`explicit`, else the newest), or None to start
+    without state when there is none or it predates the running embedded broker. Draining before
+    the state is left behind (`make down`, the keeper on a broker restart) writes the results
+    that were waiting for event time."""
+    point = explicit or getattr(latest_restore_point(settings), "path", None)
+    if point and written_before_broker(point, broker_started):
         print(
-            f"NOTE: not resuming {point.path}: it predates the broker's restart, whose topics started "
+            f"NOTE: not resuming {point}: it predates the broker's restart, whose topics started "
             "empty. Starting fresh; clicks from before the restart cannot attribute new checkouts."
         )
         return None
-    return point.path
+    return point

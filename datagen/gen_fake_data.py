@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from faker import Faker
 
-from attribution.config import Settings, describe
+from attribution.config import Settings, describe, settings_or_exit
 
 POOL_SIZE = 500
 
@@ -207,11 +207,14 @@ def seed_reference_data(settings: Settings, shape: TrafficShape, pools: Pools) -
     ]
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         execute_values(
-            cur, "INSERT INTO commerce.users (id, username, password) VALUES %s ON CONFLICT DO NOTHING", users
+            cur,
+            f"INSERT INTO {settings.users_table} (id, username, password) VALUES %s ON CONFLICT DO NOTHING",
+            users,
         )
         execute_values(
             cur,
-            "INSERT INTO commerce.products (id, name, description, price) VALUES %s ON CONFLICT DO NOTHING",
+            f"INSERT INTO {settings.products_table} (id, name, description, price) VALUES %s "
+            "ON CONFLICT DO NOTHING",
             products,
         )
     conn.close()
@@ -252,10 +255,13 @@ class Producer:
         self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
     ) -> None:
         """An already serialised record to a named topic (and partition, if given)."""
-        extra = {} if partition is None else {"partition": partition}
+        # librdkafka picks the partition when none is given (-1, its "unassigned").
+        partition = -1 if partition is None else partition
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered, **extra)
+                self.producer.produce(
+                    topic, value=value, key=key, partition=partition, on_delivery=self._delivered
+                )
                 break
             except BufferError:  # local queue full: wait for the broker to catch up
                 self.producer.poll(0.05)
@@ -373,7 +379,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run(args, Settings.from_env())
+    return run(args, settings_or_exit())
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@ fresh for the session and stopped at the end, so they never touch the stack of `
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from attribution.config import PROJECT_ROOT
+from attribution import stack
+from attribution.config import PROJECT_ROOT, Settings
 
 
 def _test_stack_env() -> dict[str, str]:
@@ -23,10 +25,11 @@ def _test_stack_env() -> dict[str, str]:
 
 
 TEST_STACK = _test_stack_env()
+# Settings exported in the developer's shell (CLICKS_TOPIC=..., JOB_NAME=...) must not reach the
+# tests: every setting is the default or the test stack's.
+for field in dataclasses.fields(Settings):
+    os.environ.pop(field.metadata["env"], None)
 os.environ.update(TEST_STACK)
-
-from attribution import stack  # noqa: E402
-from attribution.config import Settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -4,20 +4,19 @@ reading the result tables, and polling with deadlines."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import psycopg2
 from kafka import KafkaProducer
 
-from attribution import job, stack
+from attribution import job, keeper, provision
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape, simulated_events
 from tests.reference import Attribution, attribute, parse_time
@@ -81,12 +80,11 @@ class PipelineRun:
     settings: Settings
     job_id: str
     writer: EventWriter
-    env: dict[str, str]
 
-    def resubmit(self, savepoint: str | None) -> None:
-        """Submits the same job again (after a crash), from `savepoint` if given."""
-        self.job_id = job.submit(self.settings, env=self.env, savepoint=savepoint)
-        job.wait_until_running(self.settings, self.job_id)
+    def current_job_id(self) -> str | None:
+        """The id of the run's job now active on the cluster (the keeper may have resubmitted it)."""
+        active = job.active_jobs(self.settings, self.settings.job_name)
+        return active[0].job_id if active else None
 
     def send_all(self, events: list[tuple[str, dict]], rng: random.Random) -> None:
         topic_of = {"clicks": self.clicks, "checkouts": self.checkouts}
@@ -153,55 +151,53 @@ def click(click_id: str, user_id: int | str, product_id: str | int, at: datetime
 def checkout(
     checkout_id: str, user_id: int | str, product_id: str | int, at: datetime, amount: float = 10.5
 ) -> dict:
+    # Descriptive columns distinct from each other and per checkout, so that a swap shows.
+    n = sum(map(ord, checkout_id)) % 250
     return {
         "checkout_id": checkout_id,
         "user_id": user_id,
         "product_id": product_id,
-        "payment_method": "VISA 16 digit",
+        "payment_method": ["VISA 16 digit", "Mastercard", "JCB 15 digit", "Discover"][n % 4],
         "total_amount": amount,
-        "shipping_address": "1 Test Street",
-        "billing_address": "1 Test Street",
-        "user_agent": "test",
-        "ip_address": "10.0.0.1",
+        "shipping_address": f"{n} Shipping Street",
+        "billing_address": f"{n} Billing Avenue",
+        "user_agent": f"agent/{n}",
+        "ip_address": f"10.0.{n}.1",
         "datetime_occured": fmt(at),
     }
 
 
 @contextmanager
-def pipeline(settings: Settings, name: str) -> Iterator[PipelineRun]:
-    """Creates fresh topics, submits the job on them, and cancels it afterwards."""
+def pipeline(settings: Settings, name: str, kept: bool = False) -> Iterator[PipelineRun]:
+    """Creates fresh topics, submits the job on them, and cancels it afterwards. A `kept` job is
+    started as `make job` starts one: the keeper brings it back after a fault."""
     suffix = f"{name}-{uuid.uuid4().hex[:8]}"
     run_settings = replace(
         settings,
         clicks_topic=f"clicks-{suffix}",
         checkouts_topic=f"checkouts-{suffix}",
         consumer_group_id=f"attribution-{suffix}",
+        job_name=f"test-{suffix}",
     )
-    stack.create_topics(run_settings, [run_settings.clicks_topic, run_settings.checkouts_topic])
-    env = {
-        **os.environ,
-        "CLICKS_TOPIC": run_settings.clicks_topic,
-        "CHECKOUTS_TOPIC": run_settings.checkouts_topic,
-        "KAFKA_CONSUMER_GROUP": run_settings.consumer_group_id,
-        "JOB_NAME": f"test-{suffix}",
-    }
-    job_id = job.submit(run_settings, env=env)
+    provision.create_topics(run_settings, [run_settings.clicks_topic, run_settings.checkouts_topic])
+    job_id = keeper.start_job(run_settings, fresh=True) if kept else job.submit(run_settings)
     writer = EventWriter(run_settings)
     try:
         job.wait_until_running(run_settings, job_id)
-        run = PipelineRun(run_settings, job_id, writer, env)
-        yield run
+        yield PipelineRun(run_settings, job_id, writer)
     finally:
         writer.close()
-        for active in job.active_jobs(run_settings, env["JOB_NAME"]):
+        if kept:
+            keeper.stop_job(run_settings, cancel=True)
+        for active in job.active_jobs(run_settings, run_settings.job_name):
             job.cancel(run_settings, active.job_id)
 
 
 def rows(settings: Settings, checkout_ids: list[str]) -> dict[str, Attribution]:
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
-            f"""SELECT checkout_id, user_id, user_name, product_id, click_id, checkout_time, click_time,
-                       total_amount
+            # Every column, in the order of Attribution's fields.
+            f"""SELECT {", ".join(f.name for f in fields(Attribution))}
                 FROM {settings.sink_table} WHERE checkout_id = ANY(%s)""",
             (checkout_ids,),
         )
@@ -226,7 +222,7 @@ def row_count(settings: Settings, checkout_ids: list[str]) -> int:
         cur.execute(
             f"SELECT count(*) FROM {settings.sink_table} WHERE checkout_id = ANY(%s)", (checkout_ids,)
         )
-        (count,) = cur.fetchone()
+        (count,) = cur.fetchall()[0]
     conn.close()
     return count
 

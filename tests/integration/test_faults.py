@@ -1,21 +1,27 @@
-"""Faults while events keep flowing. After each, the table must equal the reference exactly: no
-missing checkout, no duplicate row, no attribution that differs from the rule.
+"""Faults while events keep flowing. Each test kills a process with SIGKILL and then only waits:
+supervisord restarts the process, Flink or the keeper brings the job back, nothing is restarted
+by hand. Afterwards the table must equal the reference exactly: no missing checkout, no
+duplicate row, no attribution that differs from the rule.
 
 Each test sends the first half of a generated workload, waits for a checkpoint that covers some
-output, injects the fault, sends the second half, lets event time pass everything, and compares.
+output, kills, sends the second half, lets event time pass everything, and compares.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 
-from attribution import job, stack
-from attribution.config import Settings
+from attribution import job, keeper, services, supervision
+from attribution.config import PROJECT_ROOT, Settings
 from tests.integration.harness import (
     PipelineRun,
     Workload,
@@ -30,6 +36,7 @@ from tests.reference import Attribution, attribute
 
 pytestmark = pytest.mark.integration
 MARKER_USER = 999_999_998
+RECOVERY_SECONDS = 120  # the promise: RUNNING again within 2 minutes, with no one typing anything
 
 
 def first_half_checkpointed(run: PipelineRun, load: Workload, rng: random.Random) -> list[tuple[str, dict]]:
@@ -44,98 +51,104 @@ def assert_exact(run: PipelineRun, load: Workload) -> None:
     run.flush_through(load.last_event_time + timedelta(minutes=1), MARKER_USER)
     actual = wait_for_rows(run.settings, load.expected)
     assert actual == load.expected, diff(load.expected, actual)
-    assert row_count(run.settings, list(load.expected)) == len(load.expected)
 
 
-def restarted(settings: Settings, job_id: str) -> bool:
-    history = job.exception_history(settings, job_id)
-    return job.job_status(settings, job_id).fully_running and bool(history)
+def kill(settings: Settings, service: str) -> float:
+    """SIGKILL to the service's main process, as a crash would; returns when it happened."""
+    pid = supervision.running_pid(settings, service)
+    assert pid, f"{service} is not running"
+    os.kill(pid, signal.SIGKILL)
+    return time.monotonic()
+
+
+def running_again(run: PipelineRun, old_job_id: str | None = None) -> bool:
+    """The run's job (the same one, or a new one other than old_job_id) with every task RUNNING;
+    False while the cluster does not answer (a JobManager starting)."""
+    try:
+        job_id = run.current_job_id()
+        return job_id not in {None, old_job_id} and job.job_status(run.settings, job_id).fully_running
+    except requests.RequestException:
+        return False
 
 
 def test_taskmanager_killed_mid_stream(settings: Settings) -> None:
     load = workload(settings, seed=11, count=3000, user_offset=3_000_000, start=datetime(2024, 6, 1, 9))
     rng = random.Random(5)
-    with pipeline(settings, "tm-kill") as run:
+    with pipeline(settings, "tm-kill", kept=True) as run:
         rest = first_half_checkpointed(run, load, rng)
-        stack.stop(settings, "taskmanager", signal.SIGKILL, timeout=0)
-        killed_at = time.monotonic()
+        killed_at = kill(settings, "taskmanager")
         run.send_all(rest, rng)
-        stack.restart_taskmanager(settings)
-        poll(lambda: restarted(settings, run.job_id), 180, "the job to restart from its checkpoint")
+        poll(
+            lambda: job.exception_history(settings, run.job_id) and running_again(run),
+            RECOVERY_SECONDS,
+            "the job to restart from its checkpoint on a restarted TaskManager",
+        )
         recovery = time.monotonic() - killed_at
+        assert run.current_job_id() == run.job_id  # Flink restarted it; nothing resubmitted
         assert_exact(run, load)
     print(f"\nTaskManager SIGKILL: RUNNING again after {recovery:.1f}s; {len(load.expected)} checkouts exact")
 
 
-def test_jobmanager_restarted_and_job_resumed_from_checkpoint(settings: Settings) -> None:
+def test_jobmanager_killed_and_the_keeper_resubmits_from_the_checkpoint(settings: Settings) -> None:
     load = workload(settings, seed=12, count=3000, user_offset=4_000_000, start=datetime(2024, 6, 2, 9))
     rng = random.Random(6)
-    with pipeline(settings, "jm-restart") as run:
+    with pipeline(settings, "jm-kill", kept=True) as run:
         rest = first_half_checkpointed(run, load, rng)
-        old_job = run.job_id
-        stack.stop(settings, "jobmanager", signal.SIGKILL, timeout=0)
-        killed_at = time.monotonic()
+        killed_at = kill(settings, "jobmanager")
         run.send_all(rest, rng)
-        jobmanager, _ = stack.flink_services(settings)
-        stack.start(settings, jobmanager)
-        # No HA in a standalone session cluster: the job is resubmitted from its retained checkpoint.
-        point = job.latest_restore_point(settings, old_job)
-        assert point is not None, "no retained checkpoint"
-        poll(lambda: (stack.flink_overview(settings) or {}).get("slots-available", 0) >= 2, 120, "free slots")
-        run.resubmit(point.path)
+        poll(lambda: running_again(run, run.job_id), RECOVERY_SECONDS, "the keeper to resubmit the job")
         recovery = time.monotonic() - killed_at
+        restored_from = intent_of(settings).restore_from
+        assert restored_from and run.job_id in restored_from, restored_from  # its own checkpoint
         assert_exact(run, load)
-    print(f"\nJobManager SIGKILL: resumed from {point.path} after {recovery:.1f}s; exact")
+    print(f"\nJobManager SIGKILL: RUNNING again after {recovery:.1f}s from {restored_from}; exact")
 
 
-def test_postgres_down_for_30_seconds(settings: Settings) -> None:
+def test_postgres_killed_mid_stream(settings: Settings) -> None:
     load = workload(settings, seed=13, count=3000, user_offset=5_000_000, start=datetime(2024, 6, 3, 9))
     rng = random.Random(7)
-    with pipeline(settings, "pg-down") as run:
+    with pipeline(settings, "pg-kill", kept=True) as run:
         rest = first_half_checkpointed(run, load, rng)
-        stack.stop(settings, "postgres", signal.SIGINT)
-        down_at = time.monotonic()
+        killed_at = kill(settings, "postgres")
         run.send_all(rest, rng)
-        states = set()
-        while time.monotonic() - down_at < 30:  # the outage itself, not a synchronisation wait
-            states.add(job.job_status(settings, run.job_id).state)
-            time.sleep(1)
-        stack.start(settings, stack.postgres_service(settings))
-        assert "FAILED" not in states, states
-        poll(lambda: job.job_status(settings, run.job_id).fully_running, 180, "the job running again")
+        poll(
+            lambda: services.postgres_accepts(settings) and running_again(run),
+            RECOVERY_SECONDS,
+            "Postgres back and the job running",
+        )
+        recovery = time.monotonic() - killed_at
         assert_exact(run, load)
         assert job.job_status(settings, run.job_id).state == "RUNNING"
-    print(f"\nPostgres down 30s: job states seen {sorted(states)}; exact afterwards")
+    print(f"\nPostgres SIGKILL: accepting and job RUNNING after {recovery:.1f}s; exact afterwards")
 
 
-def test_broker_restart_drains_the_job_and_a_fresh_start_loses_nothing_consumed(settings: Settings) -> None:
-    """The embedded broker keeps topics in memory, so a restart empties them. `make up` drains the
-    job that ran against the old broker (results waiting for event time are written), and the next
-    `make job` starts without the old state, reading the new topics from their beginning. Every
-    checkout consumed before and sent after the restart is written; clicks from before the restart
-    no longer attribute checkouts after it (they are gone with the old broker's state)."""
+def test_broker_killed_the_keeper_drains_and_starts_fresh_on_the_new_broker(settings: Settings) -> None:
+    """The embedded broker keeps topics in memory, so its restart empties them. The keeper drains
+    the job that read the old broker (results waiting for event time are written), creates the
+    topics again and starts the job without the old offsets. Every checkout consumed before and
+    sent after the restart is written; clicks from before the restart no longer attribute
+    checkouts after it (they are gone with the old broker)."""
     load = workload(settings, seed=14, count=3000, user_offset=6_000_000, start=datetime(2024, 6, 4, 9))
     rng = random.Random(8)
     half = len(load.events) // 2
     before, after = load.events[:half], load.events[half:]
-    with pipeline(settings, "broker-restart") as run:
+    with pipeline(settings, "broker-kill", kept=True) as run:
         run.send_all(before, rng)
         run.flush_through(max_time(before), MARKER_USER)  # all of it consumed before the broker goes
-        old_job = run.job_id
-        stack.stop(settings, "broker")
-        stack.up(settings)  # what `make up` does: a new, empty broker
-        assert job.job_status(settings, old_job).state in {"FINISHED", "CANCELED"}
-        stack.create_topics(settings, [run.clicks, run.checkouts])
-        assert (
-            job.safe_restore_point(run.settings, None, stack.broker_started_at(settings)) is None
-        )  # old offsets are not resumed
-        run.resubmit(None)
+        killed_at = kill(settings, "broker")
+        poll(lambda: running_again(run, run.job_id), RECOVERY_SECONDS, "the job restarted on the new broker")
+        recovery = time.monotonic() - killed_at
+        intent = intent_of(settings)
+        assert intent.restore_from is None, intent  # no offsets of the old broker
+        run.writer.close()
+        run.writer = type(run.writer)(run.settings)  # the old producer's connection died with the broker
         run.send_all(after, rng)
         run.flush_through(load.last_event_time + timedelta(minutes=1), MARKER_USER)
 
         expected = {**reference_of(before, load.users), **reference_of(after, load.users)}
         actual = wait_for_rows(settings, expected)
         assert actual == expected, diff(expected, actual)
+    print(f"\nBroker SIGKILL: job fresh on the new broker after {recovery:.1f}s; exact")
 
 
 def test_stop_with_savepoint_and_resume_is_exact(settings: Settings) -> None:
@@ -143,14 +156,55 @@ def test_stop_with_savepoint_and_resume_is_exact(settings: Settings) -> None:
     events produced while the job was stopped."""
     load = workload(settings, seed=15, count=3000, user_offset=7_000_000, start=datetime(2024, 6, 5, 9))
     rng = random.Random(9)
-    with pipeline(settings, "savepoint") as run:
+    with pipeline(settings, "savepoint", kept=True) as run:
         rest = first_half_checkpointed(run, load, rng)
-        location = job.stop_with_savepoint(settings, run.job_id)
+        cli(run.settings, "stop-job")
         run.send_all(rest, rng)
-        point = job.safe_restore_point(run.settings, None, stack.broker_started_at(settings))
-        assert point is not None and point.rstrip("/") == location.removeprefix("file:").rstrip("/")
-        run.resubmit(point)
+        cli(run.settings, "job")
+        assert "savepoint" in (intent_of(settings).restore_from or "")
         assert_exact(run, load)
+
+
+def test_a_job_the_user_stopped_stays_stopped(settings: Settings) -> None:
+    with pipeline(settings, "user-stop", kept=True) as run:
+        cli(run.settings, "stop-job")
+        keeper_looked_twice(settings)
+        assert run.current_job_id() is None
+        assert intent_of(settings).state == keeper.STOPPED
+
+        cli(run.settings, "job")
+        restarted = run.current_job_id()
+        assert restarted is not None
+        job.cancel(settings, restarted)  # as the web UI's Cancel does: no make target involved
+        keeper_looked_twice(settings)
+        assert run.current_job_id() is None
+        assert intent_of(settings).state == keeper.STOPPED
+
+
+def intent_of(settings: Settings) -> keeper.Intent:
+    intent = keeper.read_intent(settings)
+    assert intent is not None, "no job intent recorded"
+    return intent
+
+
+def keeper_looked_twice(settings: Settings) -> None:
+    """Returns once the keeper has finished two more rounds than it had now."""
+    loops = keeper.read_status(settings).get("loops", 0)
+    poll(lambda: keeper.read_status(settings).get("loops", 0) >= loops + 2, 30, "two rounds of the keeper")
+
+
+def cli(settings: Settings, *args: str) -> str:
+    """The CLI behind the Makefile (`make job`, `make stop-job`, ...) with these settings."""
+    result = subprocess.run(
+        [sys.executable, "-m", "attribution", *args],
+        env={**os.environ, **settings.to_env()},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def reference_of(events: list[tuple[str, dict]], users: dict[int, str]) -> dict[str, Attribution]:

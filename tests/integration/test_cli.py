@@ -1,0 +1,94 @@
+"""The Makefile targets a data engineer types, run through `make` against the test stack."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from attribution import job
+from attribution.config import PROJECT_ROOT, Settings
+from tests.integration.harness import pipeline
+from tests.integration.test_faults import intent_of
+
+pytestmark = pytest.mark.integration
+
+
+def make(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["make", "--no-print-directory", *args],
+        env={**os.environ, **settings.to_env()},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def errors(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_job_when_it_already_runs_leaves_it_alone(settings: Settings) -> None:
+    with pipeline(settings, "cli-twice", kept=True) as run:
+        output = make(run.settings, "job").stdout
+        assert f"already RUNNING (job id {run.job_id})" in output
+        assert [s.job_id for s in job.active_jobs(settings, run.settings.job_name)] == [run.job_id]
+
+
+def test_stop_job_then_job_resumes_and_fresh_starts_without_state(settings: Settings) -> None:
+    with pipeline(settings, "cli-fresh", kept=True) as run:
+        run.wait_for_new_checkpoint()
+        assert "with a savepoint" in make(run.settings, "stop-job").stdout
+        assert run.current_job_id() is None
+
+        output = make(run.settings, "job").stdout
+        assert "Restoring state and offsets from" in output and "savepoint" in output
+        make(run.settings, "stop-job")
+
+        output = make(run.settings, "job", "FRESH=1").stdout
+        assert "Restoring" not in output
+        assert intent_of(settings).restore_from is None
+        assert run.current_job_id() is not None
+
+
+def test_job_refuses_without_a_cluster(settings: Settings) -> None:
+    nowhere = dataclasses.replace(settings, flink_rest_port=free_port())
+    result = make(nowhere, "job", check=False)
+    assert result.returncode != 0
+    assert errors(result) == [f"error: no Flink cluster at {nowhere.flink_rest_url}: run `make up` first"]
+
+
+def test_up_refuses_a_port_in_use_with_one_line(settings: Settings, tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        other = dataclasses.replace(
+            settings,
+            stack_dir=str(tmp_path / "stack"),
+            postgres_port=port,
+            kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+            flink_rest_port=free_port(),
+            prometheus_port=free_port(),
+        )
+        result = make(other, "up", check=False)
+    assert result.returncode != 0
+    assert errors(result) == [
+        f"error: port(s) [{port}] in use by processes this stack did not start; stop them or set other "
+        "ports (see `python -m attribution --help`)"
+    ], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
