@@ -1,0 +1,112 @@
+"""The keep_earliest_attribution trigger on its own, in the real Postgres: whatever order the job's
+upserts arrive in (a replay, a duplicate after its state expired), a row never gets worse."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import psycopg2
+import pytest
+
+from attribution.config import Settings
+
+pytestmark = pytest.mark.integration
+T = datetime(2024, 7, 1, 12, 0, 0)
+
+
+Upsert = Callable[[str, str | None, datetime | None, str | None], tuple]
+
+
+@pytest.fixture
+def upsert(settings: Settings) -> Iterator[Upsert]:
+    """Writes a row as the JDBC sink does (INSERT ... ON CONFLICT DO UPDATE) and returns it as stored."""
+    conn = psycopg2.connect(settings.psycopg_dsn())
+    conn.autocommit = True
+
+    def write(
+        checkout_id: str, click_id: str | None, click_time: datetime | None, user_name: str | None
+    ) -> tuple:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"""INSERT INTO {settings.sink_table}
+                        (checkout_id, user_id, user_name, click_id, product_id, checkout_time, click_time)
+                    VALUES (%s, 1, %s, %s, 'p', %s, %s)
+                    ON CONFLICT (checkout_id) DO UPDATE SET user_name = EXCLUDED.user_name,
+                        click_id = EXCLUDED.click_id, click_time = EXCLUDED.click_time""",
+                (checkout_id, user_name, click_id, T, click_time),
+            )
+            cur.execute(
+                f"SELECT click_id, click_time, user_name FROM {settings.sink_table} WHERE checkout_id = %s",
+                (checkout_id,),
+            )
+            return cur.fetchall()[0]
+
+    yield write
+    conn.close()
+
+
+def new_id() -> str:
+    return f"trigger-{uuid.uuid4().hex[:8]}"
+
+
+def test_an_earlier_click_replaces_a_later_one_but_not_the_reverse(upsert: Upsert) -> None:
+    checkout = new_id()
+    early, late = T.replace(minute=0, second=1), T.replace(minute=0, second=2)
+    assert upsert(checkout, "b", late, "ann") == ("b", late, "ann")
+    assert upsert(checkout, "a", early, "ann") == ("a", early, "ann")
+    assert upsert(checkout, "b", late, "ann") == ("a", early, "ann")  # a replayed worse write
+
+
+def test_a_null_click_never_replaces_a_click(upsert: Upsert) -> None:
+    checkout = new_id()
+    assert upsert(checkout, None, None, "ann") == (None, None, "ann")
+    assert upsert(checkout, "a", T, "ann") == ("a", T, "ann")  # a click replaces "none"
+    assert upsert(checkout, None, None, "ann") == ("a", T, "ann")
+
+
+def test_a_tie_on_time_goes_to_the_smaller_click_id_in_byte_order(upsert: Upsert) -> None:
+    checkout = new_id()
+    # Byte order: 'B' (0x42) < 'a' (0x61); most linguistic collations put 'a' first.
+    assert upsert(checkout, "a", T, "ann") == ("a", T, "ann")
+    assert upsert(checkout, "B", T, "ann") == ("B", T, "ann")
+    assert upsert(checkout, "a", T, "ann") == ("B", T, "ann")
+
+
+def test_a_known_user_name_is_kept_when_a_later_write_has_none(upsert: Upsert) -> None:
+    checkout = new_id()
+    assert upsert(checkout, "a", T, "ann") == ("a", T, "ann")
+    assert upsert(checkout, "a", T, None) == ("a", T, "ann")
+    assert upsert(checkout, "a", T, "bob") == ("a", T, "bob")  # a renamed user is taken
+
+
+def test_ties_ignore_a_linguistic_database_collation(settings: Settings) -> None:
+    """The Compose image's databases default to en_US: the trigger compares COLLATE "C" anyway.
+    Needs the OS locale en_US.UTF-8 (.ci/run generates it)."""
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        try:
+            cur.execute("CREATE COLLATION IF NOT EXISTS test_en_us (provider = libc, locale = 'en_US.utf8')")
+        except psycopg2.Error as error:
+            pytest.skip(f"no en_US.UTF-8 locale on this machine ({error.pgerror}); .ci/run installs it")
+        cur.execute("""SELECT 'B' < 'a' COLLATE test_en_us, 'B' < 'a' COLLATE "C" """)
+        assert cur.fetchall()[0] == (False, True)  # the two orders differ on these ids
+        checkout = new_id()
+        cur.execute(
+            f"ALTER TABLE {settings.sink_table} ALTER COLUMN click_id TYPE VARCHAR COLLATE test_en_us"
+        )
+        try:
+            for click in ("a", "B", "a"):
+                cur.execute(
+                    f"""INSERT INTO {settings.sink_table} (checkout_id, click_id, click_time, checkout_time)
+                        VALUES (%s, %s, %s, %s) ON CONFLICT (checkout_id) DO UPDATE
+                        SET click_id = EXCLUDED.click_id, click_time = EXCLUDED.click_time""",
+                    (checkout, click, T, T),
+                )
+            cur.execute(f"SELECT click_id FROM {settings.sink_table} WHERE checkout_id = %s", (checkout,))
+            assert cur.fetchall()[0] == ("B",)
+        finally:
+            cur.execute(
+                f'ALTER TABLE {settings.sink_table} ALTER COLUMN click_id TYPE VARCHAR COLLATE "default"'
+            )
+    conn.close()
