@@ -8,7 +8,7 @@ CLI := $(PY) -m attribution
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci ui viz clean reset docker-run docker-down
+.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci sql-client ui viz clean reset docker-run docker-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ lint: setup  ## ruff (lint and format check) and mypy
 
 ci:  ## exactly what CI runs (.ci/run: installs the checks' tools, then `make test`)
 	bash .ci/run
+
+sql-client: setup  ## Flink's SQL client on the running stack, the job's tables declared (SQL_FILE=f.sql: run a file)
+	$(CLI) sql-client $(if $(SQL_FILE),--file $(SQL_FILE))
 
 ui: setup  ## open the Flink web UI on the job (prints the URL where there is no browser)
 	@$(CLI) ui

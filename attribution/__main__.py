@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import webbrowser
+from pathlib import Path
 
 import requests
 
-from attribution import job, keeper, provision, services, stack, supervision
+from attribution import job, keeper, provision, services, sql, stack, supervision
 from attribution.config import ConfigError, Settings, describe
 from attribution.services import StackError
 from attribution.supervision import SupervisionError
@@ -242,6 +244,22 @@ def cmd_viz(settings: Settings, _: argparse.Namespace) -> None:
     )
 
 
+def cmd_sql_client(settings: Settings, args: argparse.Namespace) -> None:
+    if stack.flink_overview(settings) is None:
+        raise StackError(f"no Flink cluster at {settings.flink_rest_url}: `make up` (or `make run`) first")
+    init = settings.stack_path / "sql-client-init.sql"
+    init.write_text(sql.sql_client_init(settings))
+    argv = ["bash", str(services.flink_home() / "bin" / "sql-client.sh"), "embedded", "-i", str(init)]
+    if args.file:
+        argv += ["-f", str(Path(args.file).resolve())]
+    else:
+        print(f"Flink SQL client on {settings.flink_rest_url}; declared: clicks, checkouts, users, rejected,")
+        print("the rule's steps (checkouts_enriched, click_candidates, first_click) and read-only")
+        print(f"attributed_checkouts and dead_letters. Init script: {init}")
+    bash = shutil.which("bash") or "/bin/bash"
+    os.execve(bash, argv, {**os.environ, **services.flink_env(settings)})
+
+
 def cmd_keeper(settings: Settings, args: argparse.Namespace) -> None:
     keeper.keep(settings, start=args.start)
 
@@ -279,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("extra", nargs=argparse.REMAINDER, help="generator arguments after --")
         if name == "flink":
             command.add_argument("process", choices=["jobmanager", "taskmanager"])
+        if name == "sql-client":
+            command.add_argument("--file", help="run this SQL file and exit (non-interactive)")
         if name == "keeper":
             command.add_argument(
                 "--start", action="store_true", help="submit the job first if it was never started (Compose)"

@@ -8,6 +8,7 @@ names below) or against the bounded inputs and collecting outputs of the unit te
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import jinja2
 
 from attribution.config import Settings
-from attribution.templates import environment
+from attribution.templates import environment, sql_string
 
 # The pipeline's functions (created by define_pipeline itself: they are its code, not its I/O).
 FUNCTION_TEMPLATES = (
@@ -147,3 +148,51 @@ def job_sql(settings: Settings) -> JobSql:
         ddl=template_statements(FUNCTION_TEMPLATES + TABLE_TEMPLATES, settings),
         pipeline=template_statements(PARSE_TEMPLATES + OUTPUT_TEMPLATES, settings),
     )
+
+
+# Read in Flink's SQL client: the job's parsed inputs under the names a user expects.
+CLIENT_VIEWS = (
+    "CREATE TEMPORARY VIEW clicks AS\n"
+    "SELECT click_id, user_id, product_id, event_time, kafka_topic, kafka_partition, kafka_offset\n"
+    "FROM clicks_checked WHERE reject_reason IS NULL",
+    "CREATE TEMPORARY VIEW checkouts AS\n"
+    "SELECT checkout_id, user_id, product_id, payment_method, total_amount, shipping_address,\n"
+    "    billing_address, user_agent, ip_address, event_time, proc_time\n"
+    "FROM checkouts_checked WHERE reject_reason IS NULL",
+    "CREATE TEMPORARY VIEW rejected AS\n"
+    "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload FROM clicks_checked\n"
+    "WHERE reject_reason IS NOT NULL\n"
+    "UNION ALL\n"
+    "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload FROM checkouts_checked\n"
+    "WHERE reject_reason IS NOT NULL",
+)
+SINK_TEMPLATES = ("sink/attributed_checkouts.sql", "sink/dead_letters.sql")
+
+
+def sql_client_init(settings: Settings) -> str:
+    """The init script of `make sql-client`: the job's functions, sources, parsing and rule steps,
+    from the same templates and settings as the job, reading with a consumer group of its own;
+    `clicks`, `checkouts` and `rejected` as views of the parsed events; the result tables as
+    read-only views (an INSERT into a view fails), their JDBC tables renamed stored_*."""
+    client = dataclasses.replace(settings, consumer_group_id=f"{settings.consumer_group_id}-sql-client")
+    sources = tuple(t for t in TABLE_TEMPLATES if t.startswith("source/"))
+    rule = tuple(
+        s for s in template_statements(("process/attribute_checkouts.sql",), client) if not is_insert(s)
+    )
+    sinks: list[str] = []
+    for statement in template_statements(SINK_TEMPLATES, client):
+        name = re.findall(r"CREATE TABLE (\w+)", statement)[0]
+        sinks += [
+            statement,
+            f"ALTER TABLE {name} RENAME TO stored_{name}",
+            f"CREATE TEMPORARY VIEW {name} AS SELECT * FROM stored_{name}",
+        ]
+    statements = (
+        f"SET 'table.local-time-zone' = {sql_string(settings.event_time_zone)}",
+        "SET 'sql-client.execution.result-mode' = 'tableau'",
+        *template_statements(FUNCTION_TEMPLATES + sources + PARSE_TEMPLATES, client),
+        *CLIENT_VIEWS,
+        *rule,
+        *sinks,
+    )
+    return ";\n\n".join(statements) + ";\n"

@@ -47,6 +47,7 @@ import contextlib
 import functools
 import itertools
 import json
+import math
 import os
 import platform
 import random
@@ -792,7 +793,8 @@ def settle(
     it, so that a following burst does not pay for that. The join emits a watermark after its
     timers, held back by the attribution window: the sink sees `watermark` minus the window."""
     seen = watermark - timedelta(seconds=settings.attribution_window_seconds)
-    target = seen.replace(tzinfo=UTC).timestamp() * 1000
+    # Event times travel in whole milliseconds: a workload ending mid-millisecond stops short of it.
+    target = math.floor(seen.replace(tzinfo=UTC).timestamp() * 1000)
     wait(lambda: job.vertex_watermark(settings, job_id, sink_vertex) >= target, timeout)
 
 

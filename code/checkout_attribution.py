@@ -147,16 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--print-sql", action="store_true", help="print the rendered SQL and exit")
+    parser.add_argument(
+        "--sql-client-init",
+        action="store_true",
+        help="print the init script of Flink's SQL client (`make sql-client`) and exit",
+    )
     parser.add_argument("--savepoint", help="restore from this savepoint or retained checkpoint path")
     parser.add_argument(
         "--insert-template",
         action="append",
-        help="run this template (under code/) instead of the job's outputs; for benchmarks",
+        help="run this template (under code/ or the project root) instead of the job's outputs; benchmarks",
     )
     args = parser.parse_args(argv)
     settings = settings_or_exit()
     if args.print_sql:
         print(sql.job_sql(settings).script())
+        return 0
+    if args.sql_client_init:
+        print(sql.sql_client_init(settings), end="")
         return 0
     print(submit(settings, args.savepoint, tuple(args.insert_template or ())))
     return 0

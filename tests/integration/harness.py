@@ -227,14 +227,15 @@ def row_count(settings: Settings, checkout_ids: list[str]) -> int:
     return count
 
 
-def dead_letters(settings: Settings, topics: list[str]) -> dict[tuple[str, int, int], str]:
+def dead_letters(settings: Settings, topics: list[str]) -> dict[tuple[str, int, int], tuple[str, str]]:
+    """(topic, partition, offset) -> (reason, stored payload) of the dead letters of these topics."""
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
-            f"SELECT source_topic, source_partition, source_offset, reason FROM {settings.dead_letter_table} "
-            "WHERE source_topic = ANY(%s)",
+            f"SELECT source_topic, source_partition, source_offset, reason, payload "
+            f"FROM {settings.dead_letter_table} WHERE source_topic = ANY(%s)",
             (topics,),
         )
-        found = {(t, p, o): reason for t, p, o, reason in cur.fetchall()}
+        found = {(t, p, o): (reason, payload) for t, p, o, reason, payload in cur.fetchall()}
     conn.close()
     return found
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from attribution import job
 from attribution.config import PROJECT_ROOT, Settings
-from tests.integration.harness import pipeline
+from tests.integration.harness import click, pipeline
 from tests.integration.test_faults import intent_of
 
 pytestmark = pytest.mark.integration
@@ -92,3 +94,29 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with pipeline(settings, "sql-client") as run:
+        at = datetime(2024, 8, 1, 12)
+        run.writer.send(run.clicks, click("sql-client-click", 42, "p42", at), 0)
+        query = tmp_path / "query.sql"
+        query.write_text("SHOW TABLES;\nSELECT click_id, product_id FROM clicks LIMIT 1;\n")
+        output = make(run.settings, "sql-client", f"SQL_FILE={query}").stdout
+        tables = set(re.findall(r"^\| (\w+) +\|$", output, flags=re.MULTILINE))
+        assert {"clicks", "checkouts", "users", "first_click", "attributed_checkouts"} <= tables, output
+        assert re.search(r"\| +sql-client-click \| +p42 \|", output), output
+
+        # The result tables are views: writing to them by accident fails.
+        write = tmp_path / "write.sql"
+        write.write_text("INSERT INTO attributed_checkouts SELECT * FROM attributed_checkouts;\n")
+        result = make(run.settings, "sql-client", f"SQL_FILE={write}", check=False)
+        assert "INSERT INTO attributed_checkouts" not in job_names(settings)
+        assert re.search(r"view|not allowed|read-only", result.stdout + result.stderr, re.IGNORECASE), result
+        run.assert_healthy()  # the job never noticed
+
+
+def job_names(settings: Settings) -> str:
+    return " ".join(j["name"] for j in job.rest_get(settings, "/jobs/overview")["jobs"])

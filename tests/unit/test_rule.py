@@ -28,6 +28,7 @@ from attribution import sql
 from attribution.config import Settings
 from attribution.deps import client_env, ensure_test_jar
 from datagen.gen_fake_data import TrafficShape, simulated_events
+from tests.bad_records import bad_records
 from tests.driver import load_driver
 from tests.reference import Attribution, attribute, parse_time
 
@@ -418,75 +419,7 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
     bad_at = t(3)
     ok_click = click("bad", u[21], "p21", bad_at)
     ok_checkout = checkout("bad", u[21], "p21", bad_at)
-    too_big = {**ok_click, "click_id": "bad-big", "url": "\U0001f600" + "x" * settings.max_payload_chars}
-    bad: list[tuple[str, dict | str | None, str]] = [
-        ("clicks", "not json at all", "not_json_object"),
-        ("clicks", '{"click_id": "x", "user_id": ', "not_json_object"),
-        ("clicks", "[1, 2, 3]", "not_json_object"),
-        ("clicks", '{"click_id": "trailing"} {"x": 1}', "not_json_object"),
-        ("clicks", '{"click_id": "raw\x00nul"}', "not_json_object"),  # stored without the NUL
-        ("clicks", "", "empty_payload"),
-        ("clicks", None, "empty_payload"),  # a tombstone
-        ("clicks", {**ok_click, "click_id": "bad-nul", "url": "a\u0000b"}, "nul_character"),
-        ("clicks", too_big, "payload_too_large"),  # stored cut to MAX_PAYLOAD_CHARS
-        ("clicks", {k: v for k, v in ok_click.items() if k != "click_id"}, "missing_click_id"),
-        ("clicks", {**ok_click, "click_id": "  "}, "missing_click_id"),
-        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "checkout_id"}, "missing_checkout_id"),
-        ("checkouts", {**ok_checkout, "checkout_id": "bad-nouser", "user_id": None}, "missing_user_id"),
-        ("clicks", {**ok_click, "click_id": "bad-user", "user_id": "abc"}, "invalid_user_id"),
-        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "product_id"}, "missing_product_id"),
-        (
-            "clicks",
-            {k: v for k, v in ok_click.items() if k != "datetime_occured"},
-            "missing_datetime_occured",
-        ),
-        (
-            "clicks",
-            {**ok_click, "click_id": "bad-null-ts", "datetime_occured": None},
-            "missing_datetime_occured",
-        ),
-        (
-            "clicks",
-            {**ok_click, "click_id": "bad-ts", "datetime_occured": "yesterday"},
-            "invalid_datetime_occured",
-        ),
-        *(
-            (
-                "clicks",
-                {**ok_click, "click_id": f"bad-ts-{n}", "datetime_occured": text},
-                "invalid_datetime_occured",
-            )
-            for n, text in enumerate(
-                [
-                    "2024-02-30 10:00:00.000",
-                    "2024-05-01T10:00:00.000",
-                    "2024-05-01 24:00:00.000",
-                    "2024-05-01 10:00",
-                ]
-            )
-        ),
-        (
-            "clicks",
-            {**ok_click, "click_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
-            "datetime_occured_in_future",
-        ),
-        (
-            "checkouts",
-            {**ok_checkout, "checkout_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
-            "datetime_occured_in_future",
-        ),
-        (
-            "checkouts",
-            {**ok_checkout, "checkout_id": "bad-amt", "total_amount": "abc"},
-            "invalid_total_amount",
-        ),
-        (
-            "checkouts",
-            {**ok_checkout, "checkout_id": "bad-huge", "total_amount": 1e12},
-            "invalid_total_amount",
-        ),
-        ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
-    ]
+    bad = bad_records(ok_click, ok_checkout, settings.max_payload_chars)
     for i, (topic, value, reason) in enumerate(bad):
         plan.append(Record(topic, value, i % 2, bad_at, reason))
 

@@ -1,0 +1,80 @@
+"""Records the job must reject, one or more for every reject reason, with the reason: shared by the
+rule tests (a local Flink) and the integration test (the real connectors and Postgres)."""
+
+from __future__ import annotations
+
+
+def bad_records(
+    ok_click: dict, ok_checkout: dict, max_payload_chars: int
+) -> list[tuple[str, dict | str | None, str]]:
+    """(topic, record value, reject reason); dict values are sent as JSON, text as it is, None as a
+    tombstone. `ok_click`/`ok_checkout`: valid events the bad ones are variations of."""
+    too_big = {**ok_click, "click_id": "bad-big", "url": "\U0001f600" + "x" * max_payload_chars}
+    return [
+        ("clicks", "not json at all", "not_json_object"),
+        ("clicks", '{"click_id": "x", "user_id": ', "not_json_object"),
+        ("clicks", "[1, 2, 3]", "not_json_object"),
+        ("clicks", '{"click_id": "trailing"} {"x": 1}', "not_json_object"),
+        ("clicks", '{"click_id": "raw\x00nul"}', "not_json_object"),  # stored without the NUL
+        ("clicks", "", "empty_payload"),
+        ("clicks", None, "empty_payload"),  # a tombstone
+        ("clicks", {**ok_click, "click_id": "bad-nul", "url": "a\u0000b"}, "nul_character"),
+        ("clicks", too_big, "payload_too_large"),  # stored cut to MAX_PAYLOAD_CHARS
+        ("clicks", {k: v for k, v in ok_click.items() if k != "click_id"}, "missing_click_id"),
+        ("clicks", {**ok_click, "click_id": "  "}, "missing_click_id"),
+        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "checkout_id"}, "missing_checkout_id"),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-nouser", "user_id": None}, "missing_user_id"),
+        ("clicks", {**ok_click, "click_id": "bad-user", "user_id": "abc"}, "invalid_user_id"),
+        ("checkouts", {k: v for k, v in ok_checkout.items() if k != "product_id"}, "missing_product_id"),
+        (
+            "clicks",
+            {k: v for k, v in ok_click.items() if k != "datetime_occured"},
+            "missing_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-null-ts", "datetime_occured": None},
+            "missing_datetime_occured",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-ts", "datetime_occured": "yesterday"},
+            "invalid_datetime_occured",
+        ),
+        *(
+            (
+                "clicks",
+                {**ok_click, "click_id": f"bad-ts-{n}", "datetime_occured": text},
+                "invalid_datetime_occured",
+            )
+            for n, text in enumerate(
+                [
+                    "2024-02-30 10:00:00.000",
+                    "2024-05-01T10:00:00.000",
+                    "2024-05-01 24:00:00.000",
+                    "2024-05-01 10:00",
+                ]
+            )
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
+            "datetime_occured_in_future",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-fut", "datetime_occured": "2999-01-01 00:00:00.000"},
+            "datetime_occured_in_future",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-amt", "total_amount": "abc"},
+            "invalid_total_amount",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-huge", "total_amount": 1e12},
+            "invalid_total_amount",
+        ),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
+    ]
