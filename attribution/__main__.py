@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import webbrowser
 from pathlib import Path
 
 import requests
 
-from attribution import job, keeper, provision, services, sql, stack, supervision
+from attribution import job, keeper, provision, services, stack, supervision
 from attribution.config import ConfigError, Settings, describe
 from attribution.services import StackError
 from attribution.supervision import SupervisionError
@@ -245,19 +244,18 @@ def cmd_viz(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def cmd_sql_client(settings: Settings, args: argparse.Namespace) -> None:
+    from attribution.deps import client_env
+
     if stack.flink_overview(settings) is None:
         raise StackError(f"no Flink cluster at {settings.flink_rest_url}: `make up` (or `make run`) first")
-    init = settings.stack_path / "sql-client-init.sql"
-    init.write_text(sql.sql_client_init(settings))
-    argv = ["bash", str(services.flink_home() / "bin" / "sql-client.sh"), "embedded", "-i", str(init)]
+    argv = [sys.executable, str(job.DRIVER), "--sql-shell"]
     if args.file:
-        argv += ["-f", str(Path(args.file).resolve())]
+        argv += ["--sql-file", str(Path(args.file).resolve())]
     else:
-        print(f"Flink SQL client on {settings.flink_rest_url}; declared: clicks, checkouts, users, rejected,")
-        print("the rule's steps (checkouts_enriched, click_candidates, first_click) and read-only")
-        print(f"attributed_checkouts and dead_letters. Init script: {init}")
-    bash = shutil.which("bash") or "/bin/bash"
-    os.execve(bash, argv, {**os.environ, **services.flink_env(settings)})
+        print(f"SQL on {settings.flink_rest_url}: clicks, checkouts, rejected, users, the rule's steps")
+        print("(checkouts_enriched, click_candidates, first_click), read-only attributed_checkouts and")
+        print("dead_letters. `make sql` shows how they are defined; starting (about 20 s) ...")
+    os.execve(sys.executable, argv, {**os.environ, **settings.to_env(), **client_env(settings)})
 
 
 def cmd_keeper(settings: Settings, args: argparse.Namespace) -> None:
@@ -276,6 +274,9 @@ COMMANDS = {
     "psql": (cmd_psql, "open psql (bundled with the embedded Postgres) on the pipeline's database"),
     "init": (cmd_init, "create the schema and the topics on the configured Postgres and Kafka (Compose)"),
     "flink": (cmd_flink, "run a JobManager or TaskManager in the foreground (the containers' entry point)"),
+    "sql-client": (cmd_sql_client, "a SQL client on the running cluster with the job's tables declared"),
+    "ui": (cmd_ui, "open the Flink web UI on the job (prints the URL without a browser)"),
+    "viz": (cmd_viz, "open Grafana (Compose) or else Prometheus (prints the URL without a browser)"),
     "keeper": (
         cmd_keeper,
         "keep the job running: resubmit it when a JobManager restart lost it (supervised)",

@@ -47,6 +47,12 @@ class Settings:
         "Where a job without a checkpoint starts reading (earliest-offset, latest-offset, group-offsets)",
     )
 
+    scan_bounded_mode: str = _setting(
+        "KAFKA_SCAN_BOUNDED_MODE",
+        "unbounded",
+        "Where reading stops: unbounded (the job), or latest-offset (`make sql-client SQL_FILE=...`)",
+    )
+
     # Postgres
     postgres_host: str = _setting("POSTGRES_HOST", "127.0.0.1", "Postgres host")
     postgres_port: int = _setting("POSTGRES_PORT", 5432, "Postgres port")
@@ -233,6 +239,10 @@ class Settings:
             raise ConfigError("OUT_OF_ORDERNESS_SECONDS must be >= 0")
         if self.scan_startup_mode not in {"earliest-offset", "latest-offset", "group-offsets"}:
             raise ConfigError(f"KAFKA_SCAN_STARTUP_MODE: unknown mode {self.scan_startup_mode!r}")
+        if self.scan_bounded_mode not in {"unbounded", "latest-offset"}:
+            raise ConfigError(
+                f"KAFKA_SCAN_BOUNDED_MODE must be unbounded or latest-offset, got {self.scan_bounded_mode!r}"
+            )
         if self.state_backend not in {"rocksdb", "hashmap"}:
             raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")
         if ":" not in self.kafka_bootstrap_servers:

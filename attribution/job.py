@@ -187,27 +187,18 @@ def stop_with_savepoint(settings: Settings, job_id: str, drain: bool = False, ti
     raise JobError(f"savepoint of job {job_id} not finished after {timeout:.0f}s")
 
 
-@dataclass(frozen=True)
-class RestorePoint:
-    path: str  # directory holding _metadata
-    job_id: str | None  # the job that wrote it (checkpoints only)
-
-
-def latest_restore_point(settings: Settings, job_id: str | None = None) -> RestorePoint | None:
-    """The newest complete retained checkpoint or savepoint (optionally of one job)."""
+def newest_restore_point(settings: Settings, job_id: str | None, savepoint: str | None = None) -> str | None:
+    """The newest complete one of: the retained checkpoints of job `job_id`, and `savepoint`.
+    Only a job's own lineage: the directory also holds other jobs' checkpoints (tests,
+    benchmarks), whose state would not fit."""
     candidates = []
-    checkpoints = settings.checkpoint_path
-    if checkpoints is None:
-        return None  # not a local directory (s3://...): the operator or the user picks the point
-    pattern = f"{job_id}/chk-*/_metadata" if job_id else "*/chk-*/_metadata"
-    for metadata in checkpoints.glob(pattern):
-        candidates.append(
-            (metadata.stat().st_mtime, RestorePoint(str(metadata.parent), metadata.parent.parent.name))
-        )
-    if job_id is None:
-        for metadata in (settings.stack_path / "savepoints").glob("*/_metadata"):
-            candidates.append((metadata.stat().st_mtime, RestorePoint(str(metadata.parent), None)))
-    return max(candidates, key=lambda c: c[0])[1] if candidates else None
+    checkpoints = settings.checkpoint_path  # None: not a local directory (s3://...)
+    if checkpoints is not None and job_id:
+        candidates += [m.parent for m in checkpoints.glob(f"{job_id}/chk-*/_metadata")]
+    if savepoint and (Path(savepoint.removeprefix("file:")) / "_metadata").is_file():
+        candidates.append(Path(savepoint.removeprefix("file:")))
+    newest = max(candidates, key=lambda p: (p / "_metadata").stat().st_mtime, default=None)
+    return str(newest) if newest else None
 
 
 def drain_or_cancel(settings: Settings, job_id: str, say: Callable[[str], None]) -> None:
@@ -229,12 +220,10 @@ def written_before_broker(path: str, broker_started: float | None) -> bool:
     return broker_started is not None and metadata.exists() and broker_started > metadata.stat().st_mtime
 
 
-def safe_restore_point(settings: Settings, explicit: str | None, broker_started: float | None) -> str | None:
-    """The checkpoint/savepoint to resume from (`explicit`, else the newest), or None to start
-    without state when there is none or it predates the running embedded broker. Draining before
-    the state is left behind (`make down`, the keeper on a broker restart) writes the results
-    that were waiting for event time."""
-    point = explicit or getattr(latest_restore_point(settings), "path", None)
+def unless_before_broker(point: str | None, broker_started: float | None) -> str | None:
+    """`point`, or None (start without state) when it predates the running embedded broker.
+    Draining before the state is left behind (`make down`, the keeper on a broker restart) has
+    written the results that were waiting for event time."""
     if point and written_before_broker(point, broker_started):
         print(
             f"NOTE: not resuming {point}: it predates the broker's restart, whose topics started "

@@ -43,6 +43,7 @@ class Intent:
     env: dict[str, str]  # the job's settings (Settings.to_env)
     job_id: str | None = None
     restore_from: str | None = None  # what job_id was started from
+    savepoint: str | None = None  # the last savepoint `make stop-job` took of it
     broker_started: float | None = None  # the embedded broker incarnation job_id reads from
     note: str = ""
     failed_submissions: int = 0  # in a row; at MAX_SUBMISSIONS the keeper gives up (no crash loop)
@@ -105,15 +106,28 @@ def start_job(
         if running:
             say(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
             if (intent := read_intent(settings)) is None or intent.state != RUNNING:
-                write_intent(settings, Intent(RUNNING, settings.to_env(), running[0].job_id, None, broker))
+                write_intent(
+                    settings, Intent(RUNNING, settings.to_env(), running[0].job_id, broker_started=broker)
+                )
             return running[0].job_id
-        restore = None if fresh else job.safe_restore_point(settings, savepoint, broker)
+        restore = None if fresh else job.unless_before_broker(savepoint or _lineage(settings), broker)
         if restore:
             say(f"Restoring state and offsets from {restore}  (`make job FRESH=1` starts without state)")
         say(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...")
         job_id = job.submit(settings, savepoint=restore)
-        write_intent(settings, Intent(RUNNING, settings.to_env(), job_id, restore, broker))
+        write_intent(
+            settings, Intent(RUNNING, settings.to_env(), job_id, restore_from=restore, broker_started=broker)
+        )
         return job_id
+
+
+def _lineage(settings: Settings) -> str | None:
+    """The newest restore point of the job `make job` last started under this name: its retained
+    checkpoints, or the savepoint `make stop-job` took, or what it was itself started from."""
+    intent = read_intent(settings)
+    if intent is None or intent.env.get("JOB_NAME") != settings.job_name:
+        return None
+    return job.newest_restore_point(settings, intent.job_id, intent.savepoint) or intent.restore_from
 
 
 def stop_job(settings: Settings, cancel: bool, say: Callable[[str], None] = print) -> None:
@@ -121,13 +135,16 @@ def stop_job(settings: Settings, cancel: bool, say: Callable[[str], None] = prin
     with exclusive(settings):
         intent = read_intent(settings)
         if intent is not None:
-            write_intent(settings, dataclasses.replace(intent, state=STOPPED, note="stopped by the user"))
+            intent = dataclasses.replace(intent, state=STOPPED, note="stopped by the user")
+            write_intent(settings, intent)
         for status in job.active_jobs(settings, settings.job_name):
             if cancel:
                 job.cancel(settings, status.job_id)
                 say(f"cancelled {status.job_id} (the keeper will not resubmit it; `make job` does)")
             else:
                 location = job.stop_with_savepoint(settings, status.job_id)
+                if intent is not None and intent.job_id == status.job_id:
+                    write_intent(settings, dataclasses.replace(intent, savepoint=location))
                 say(f"stopped {status.job_id} with a savepoint: {location}  (`make job` resumes from it)")
 
 
@@ -196,8 +213,7 @@ def check_once(settings: Settings, broker: float | None) -> str:
     if adopted:
         write_intent(settings, dataclasses.replace(intent, job_id=adopted[0].job_id))
         return f"adopted {adopted[0].job_id}"
-    point = job.latest_restore_point(settings, intent.job_id)
-    restore = point.path if point else intent.restore_from
+    restore = job.newest_restore_point(settings, intent.job_id) or intent.restore_from
     if restore and job.written_before_broker(restore, broker):
         restore = None
     log(f"job {intent.job_id} is gone from the cluster (JobManager restarted): resubmitting from {restore}")

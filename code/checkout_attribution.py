@@ -15,11 +15,15 @@ the Compose image's /opt/flink/lib. Run directly, set FLINK_LIB_DIR=.stack/flink
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attribution import sql
+from attribution.job import root_cause
 from attribution.config import Settings, describe, settings_or_exit
 
 if TYPE_CHECKING:
@@ -140,6 +144,65 @@ def submit(settings: Settings, savepoint: str | None = None, outputs: tuple[str,
     return str(result.get_job_client().get_job_id())
 
 
+def sql_shell(settings: Settings, script: str | None) -> int:
+    """A SQL prompt on the cluster, with the tables and views of sql.sql_client_init declared:
+    each statement runs as `make sql-client` types it, a SELECT as a job of its own whose rows are
+    printed as they come (Ctrl-C stops it). `script`: run this file's statements and exit.
+    (Flink's own sql-client.sh needs flink-sql-gateway, which the apache-flink wheel lacks.)"""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    t_env = TableEnvironment.create(EnvironmentSettings.new_instance().in_streaming_mode().build())
+    config = {**job_configuration(settings), "pipeline.name": f"{settings.job_name}-sql-client"}
+    for key in [k for k in config if k.startswith(("execution.checkpointing", "state."))]:
+        del config[key]  # a query keeps no state worth a checkpoint
+    for key, value in config.items():
+        t_env.get_config().set(key, value)
+    for statement in sql.statements(sql.sql_client_init(settings)):
+        if not statement.startswith("SET "):
+            t_env.execute_sql(statement)
+
+    # Killed (a timeout, `kill`): stop the query's job on the way out, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    def run(statement: str) -> bool:
+        result = None
+        try:
+            result = t_env.execute_sql(statement)
+            result.print()
+            return True
+        except KeyboardInterrupt:
+            print("(stopped)")
+            return True
+        except Exception as error:  # a mistyped query is an answer, not the end of the session
+            print(f"[ERROR] {root_cause(str(error))}")
+            return False
+        finally:
+            client = result.get_job_client() if result is not None else None
+            if client is not None and not client.get_job_status().result().is_globally_terminal_state():
+                client.cancel()
+
+    if script is not None:
+        ok = [run(statement) for statement in sql.statements(script)]
+        return 0 if all(ok) else 1
+    print("Statements end with ';'. Try: SHOW TABLES;  SELECT * FROM clicks;")
+    print("Ctrl-C stops a query, Ctrl-D quits.")
+    buffer: list[str] = []
+    while True:
+        try:
+            line = input("flink-sql> " if not buffer else "        -> ")
+        except EOFError:
+            return 0
+        except KeyboardInterrupt:
+            buffer = []
+            print()
+            continue
+        buffer.append(line)
+        if line.rstrip().endswith(";"):
+            for statement in sql.statements("\n".join(buffer)):
+                run(statement)
+            buffer = []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__,
@@ -150,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sql-client-init",
         action="store_true",
-        help="print the init script of Flink's SQL client (`make sql-client`) and exit",
+        help="print the tables and views `make sql-client` declares, as SQL, and exit",
     )
+    parser.add_argument(
+        "--sql-shell", action="store_true", help="a SQL prompt on the cluster (make sql-client)"
+    )
+    parser.add_argument("--sql-file", help="with --sql-shell: run this file's statements and exit")
     parser.add_argument("--savepoint", help="restore from this savepoint or retained checkpoint path")
     parser.add_argument(
         "--insert-template",
@@ -166,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.sql_client_init:
         print(sql.sql_client_init(settings), end="")
         return 0
+    if args.sql_shell and args.sql_file:
+        # A file runs to its end: the topics are read up to where they end now.
+        bounded = dataclasses.replace(settings, scan_bounded_mode="latest-offset")
+        return sql_shell(bounded, Path(args.sql_file).read_text())
+    if args.sql_shell:
+        return sql_shell(settings, None)
     print(submit(settings, args.savepoint, tuple(args.insert_template or ())))
     return 0
 

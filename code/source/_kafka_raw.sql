@@ -21,6 +21,7 @@ CREATE TABLE {{ table }} (
     -- A missing topic is an error to see, not something to create with the broker's defaults.
     'properties.allow.auto.create.topics' = 'false',
     'scan.startup.mode' = {{ cfg.scan_startup_mode | sql_string }},
+    'scan.bounded.mode' = {{ cfg.scan_bounded_mode | sql_string }},
     'scan.watermark.idle-timeout' = '{{ cfg.source_idle_timeout_seconds }} s',
     'format' = 'raw',
     'raw.charset' = 'UTF-8'
