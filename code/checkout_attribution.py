@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attribution import sql
-from attribution.job import root_cause
 from attribution.config import Settings, describe, settings_or_exit
+from attribution.job import root_cause
 
 if TYPE_CHECKING:
     from pyflink.table import StatementSet, TableEnvironment
