@@ -77,4 +77,31 @@ def bad_records(
             "invalid_total_amount",
         ),
         ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
+        # The reasons shared by both topics, on the checkouts topic too.
+        ("checkouts", "not json at all", "not_json_object"),
+        ("checkouts", '{"checkout_id": "raw\x00nul"}', "not_json_object"),
+        ("checkouts", "", "empty_payload"),
+        ("checkouts", None, "empty_payload"),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-nul", "billing_address": "a\u0000b"},
+            "nul_character",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-big", "user_agent": "x" * max_payload_chars},
+            "payload_too_large",
+        ),
+        ("checkouts", {**ok_checkout, "checkout_id": "  "}, "missing_checkout_id"),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-user", "user_id": "abc"}, "invalid_user_id"),
+        (
+            "checkouts",
+            {k: v for k, v in ok_checkout.items() if k != "datetime_occured"},
+            "missing_datetime_occured",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-ts", "datetime_occured": "2024-02-30 10:00:00.000"},
+            "invalid_datetime_occured",
+        ),
     ]

@@ -117,3 +117,28 @@ def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
         assert "[ERROR]" in result.stdout and "attributed_checkouts' does not exist" in result.stdout, result
         assert job.active_jobs(settings, f"{run.settings.job_name}-sql-client") == []
         run.assert_healthy()  # the job never noticed
+
+
+def test_ui_and_viz_print_their_urls_without_a_browser(settings: Settings) -> None:
+    with pipeline(settings, "cli-ui", kept=True) as run:
+        # Over SSH: print the URL, open nothing.
+        env_ssh = {**os.environ, **run.settings.to_env(), "SSH_CONNECTION": "10.0.0.1 22 10.0.0.2 22"}
+        ui = subprocess.run(
+            ["make", "--no-print-directory", "ui"],
+            env=env_ssh,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert ui.returncode == 0, ui.stderr
+        assert f"Flink web UI: {settings.flink_rest_url}/#/job/running/{run.job_id}/overview" in ui.stdout
+        viz = subprocess.run(
+            ["make", "--no-print-directory", "viz"],
+            env=env_ssh,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert viz.returncode == 0, viz.stderr
+        assert "Grafana runs in the Compose stack only" in viz.stdout
+        assert f"Prometheus: http://127.0.0.1:{settings.prometheus_port}/graph?" in viz.stdout
