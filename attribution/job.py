@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -115,11 +116,15 @@ def submit(
     return result.stdout.strip().splitlines()[-1]
 
 
-def root_cause(stderr: str) -> str:
-    """The innermost cause of a driver's failure (its last 'Caused by', else its last line)."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+def root_cause(text: str) -> str:
+    """The most telling line of a Java failure as Python sees it: the innermost 'Caused by', else
+    the first exception line (py4j puts it after a line of its own), else the last line."""
+    lines = [line.strip().removeprefix(": ") for line in text.splitlines() if line.strip()]
     causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
-    return (causes or lines or ["(no output)"])[-1][:1000]
+    if causes:
+        return causes[-1][:1000]
+    exceptions = [line for line in lines if re.match(r"[\w.$]+(Exception|Error)\b", line)]
+    return (exceptions[:1] or lines[-1:] or ["(no output)"])[0][:1000]
 
 
 def wait_until_ended(settings: Settings, job_id: str, timeout: float = 60.0) -> str:
