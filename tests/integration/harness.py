@@ -19,13 +19,10 @@ from kafka import KafkaProducer
 from attribution import job, keeper, provision
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape, simulated_events
+from tests.events import checkout, click
 from tests.reference import Attribution, attribute, parse_time
 
 T = TypeVar("T")
-
-
-def fmt(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
@@ -132,39 +129,6 @@ class PipelineRun:
         assert status.fully_running, status
         history = job.exception_history(self.settings, self.job_id)
         assert history == [], f"the job failed and restarted: {history[0]['stacktrace'][:2000]}"
-
-
-def click(click_id: str, user_id: int | str, product_id: str | int, at: datetime) -> dict:
-    return {
-        "click_id": click_id,
-        "user_id": user_id,
-        "product_id": product_id,
-        "product": "widget",
-        "price": 9.99,
-        "url": "https://example.com/p",
-        "user_agent": "test",
-        "ip_address": "10.0.0.1",
-        "datetime_occured": fmt(at),
-    }
-
-
-def checkout(
-    checkout_id: str, user_id: int | str, product_id: str | int, at: datetime, amount: float = 10.5
-) -> dict:
-    # Descriptive columns distinct from each other and per checkout, so that a swap shows.
-    n = sum(map(ord, checkout_id)) % 250
-    return {
-        "checkout_id": checkout_id,
-        "user_id": user_id,
-        "product_id": product_id,
-        "payment_method": ["VISA 16 digit", "Mastercard", "JCB 15 digit", "Discover"][n % 4],
-        "total_amount": amount,
-        "shipping_address": f"{n} Shipping Street",
-        "billing_address": f"{n} Billing Avenue",
-        "user_agent": f"agent/{n}",
-        "ip_address": f"10.0.{n}.1",
-        "datetime_occured": fmt(at),
-    }
 
 
 @contextmanager

@@ -18,9 +18,8 @@ from attribution import job, metrics
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape
 from tests.bad_records import bad_records
+from tests.events import checkout, click
 from tests.integration.harness import (
-    checkout,
-    click,
     dead_letters,
     diff,
     insert_users,

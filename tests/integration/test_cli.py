@@ -14,7 +14,8 @@ import pytest
 
 from attribution import job
 from attribution.config import PROJECT_ROOT, Settings
-from tests.integration.harness import click, pipeline
+from tests.events import click
+from tests.integration.harness import pipeline
 from tests.integration.test_faults import intent_of
 
 pytestmark = pytest.mark.integration

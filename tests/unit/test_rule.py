@@ -30,6 +30,7 @@ from attribution.deps import client_env, ensure_test_jar
 from datagen.gen_fake_data import TrafficShape, simulated_events
 from tests.bad_records import bad_records
 from tests.driver import load_driver
+from tests.events import checkout, click, fmt
 from tests.reference import Attribution, attribute, parse_time
 
 T0 = datetime(2024, 3, 1, 10, 0, 0)
@@ -46,43 +47,6 @@ driver = load_driver()
 
 
 # --- events ------------------------------------------------------------------------------------
-def fmt(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def click(click_id: str, user: int | str, product: str | int, at: datetime, **extra: object) -> dict:
-    return {
-        "click_id": click_id,
-        "user_id": user,
-        "product_id": product,
-        "product": "widget",
-        "price": 9.99,
-        "url": "https://example.com/p",
-        "user_agent": "test",
-        "ip_address": "10.0.0.1",
-        "datetime_occured": fmt(at),
-        **extra,
-    }
-
-
-def checkout(checkout_id: str, user: int | str, product: str | int, at: datetime, **extra: object) -> dict:
-    # Every descriptive column distinct, between columns and between checkouts: a swap shows.
-    n = sum(map(ord, checkout_id)) % 250
-    return {
-        "checkout_id": checkout_id,
-        "user_id": user,
-        "product_id": product,
-        "payment_method": ["VISA 16 digit", "Mastercard", "JCB 15 digit", "Discover"][n % 4],
-        "total_amount": 10 + n / 4,
-        "shipping_address": f"{n} Shipping Street",
-        "billing_address": f"{n} Billing Avenue",
-        "user_agent": f"agent/{n}",
-        "ip_address": f"10.0.{n}.1",
-        "datetime_occured": fmt(at),
-        **extra,
-    }
-
-
 @dataclass
 class Record:
     """One Kafka record: its topic, value (a dict is sent as its JSON, in UTF-8), partition and send
