@@ -21,10 +21,12 @@ from tests.integration.test_faults import intent_of
 pytestmark = pytest.mark.integration
 
 
-def make(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def make(
+    settings: Settings, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         ["make", "--no-print-directory", *args],
-        env={**os.environ, **settings.to_env()},
+        env={**os.environ, **settings.to_env(), **(env or {})},
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -122,24 +124,9 @@ def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
 
 def test_ui_and_viz_print_their_urls_without_a_browser(settings: Settings) -> None:
     with pipeline(settings, "cli-ui", kept=True) as run:
-        # Over SSH: print the URL, open nothing.
-        env_ssh = {**os.environ, **run.settings.to_env(), "SSH_CONNECTION": "10.0.0.1 22 10.0.0.2 22"}
-        ui = subprocess.run(
-            ["make", "--no-print-directory", "ui"],
-            env=env_ssh,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-        )
-        assert ui.returncode == 0, ui.stderr
+        over_ssh = {"SSH_CONNECTION": "10.0.0.1 22 10.0.0.2 22"}  # print the URL, open nothing
+        ui = make(run.settings, "ui", env=over_ssh)
         assert f"Flink web UI: {settings.flink_rest_url}/#/job/running/{run.job_id}/overview" in ui.stdout
-        viz = subprocess.run(
-            ["make", "--no-print-directory", "viz"],
-            env=env_ssh,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-        )
-        assert viz.returncode == 0, viz.stderr
+        viz = make(run.settings, "viz", env=over_ssh)
         assert "Grafana runs in the Compose stack only" in viz.stdout
         assert f"Prometheus: http://127.0.0.1:{settings.prometheus_port}/graph?" in viz.stdout
