@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import webbrowser
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -44,8 +47,8 @@ def cmd_job(settings: Settings, args: argparse.Namespace) -> None:
             f"warning: FLINK_PARALLELISM={settings.parallelism} but the cluster has {slots} slots now; "
             "the job waits for more TaskManagers (or lower FLINK_PARALLELISM)"
         )
-    job_id = keeper.start_job(settings, fresh=args.fresh, savepoint=args.savepoint)
     try:
+        job_id = keeper.start_job(settings, fresh=args.fresh, savepoint=args.savepoint)
         job.wait_until_running(settings, job_id)
     except job.JobError as error:
         hint = " If the SQL changed since its state was written, start without it: `make job FRESH=1`."
@@ -110,10 +113,75 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
             rows, attributed, named = cur.fetchall()[0]
             cur.execute(f"SELECT count(*) FROM {settings.dead_letter_table}")
             (dead,) = cur.fetchall()[0]
+            # The models of the job `make job` started, which may not be those of this shell.
+            models = model_comparison(with_job_models(settings, intent), conn)
         print(f"  {settings.sink_table}: {rows} rows, {attributed} attributed, {named} with user_name")
+        for row in models:
+            print(f"  {model_line(*row)}")
         print(f"  {settings.dead_letter_table}: {dead} rows")
     except Exception as error:  # status is best effort: a stopped database is a normal answer
         print(f"  postgres: not reachable ({type(error).__name__})")
+
+
+def with_job_models(settings: Settings, intent: keeper.Intent | None) -> Settings:
+    """The settings with ATTRIBUTION_MODELS as the keeper's job was started with."""
+    models = intent.env.get("ATTRIBUTION_MODELS") if intent is not None else None
+    return dataclasses.replace(settings, attribution_models=models) if models else settings
+
+
+def model_comparison_view(settings: Settings) -> str:
+    """The view postgres/init.sql creates beside the result table: one row per attribution model."""
+    schema = settings.sink_table.split(".")[0] if "." in settings.sink_table else "public"
+    return f"{schema}.attribution_model_comparison"
+
+
+def model_comparison(settings: Settings, conn: Any) -> list[tuple]:
+    """The enabled models' rows of the comparison view, in ATTRIBUTION_MODELS order; none when the
+    schema predates the view (`make up` creates it)."""
+    import psycopg2
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT model, checkouts, attributed_checkouts, attributed_share, attributed_revenue,"
+                " avg_minutes_click_to_checkout, clicks_credited_per_checkout"
+                f" FROM {model_comparison_view(settings)}"
+                " WHERE model = ANY(%s)",
+                (list(settings.models),),
+            )
+            rows = {row[0]: row for row in cur.fetchall()}
+    except psycopg2.Error:
+        conn.rollback()
+        return []
+    return [rows[model] for model in settings.models if model in rows]
+
+
+def model_line(
+    model: str,
+    checkouts: int | None,
+    attributed: int | None,
+    share: Decimal | None,
+    revenue: Decimal | None,
+    minutes: Decimal | None,
+    clicks_credited: Decimal | None = None,
+) -> str:
+    """One model's figures, e.g. "last_click: 62.0% of 1,234 checkouts attributed, revenue 12,345.67,
+    click 31.2 min before checkout" (linear: every touch, on average)."""
+    if checkouts:
+        shown = f"{model}: {100 * (share or 0):.1f}% of {checkouts:,} checkouts attributed"
+    elif attributed:
+        # linear alone: its table has no row for an unattributed checkout, so no denominator.
+        shown = f"{model}: {attributed:,} checkouts attributed (a share needs first_click or last_click)"
+    else:
+        return f"{model}: no checkouts yet"
+    shown += f", revenue {revenue or 0:,.2f}"
+    if minutes is not None:
+        # The mean over attributed checkouts; linear's over every touch.
+        touch = "touches" if model == "linear" else "click"
+        shown += f", {touch} {minutes:.1f} min before checkout"
+    if model == "linear" and clicks_credited is not None:
+        shown += f", {clicks_credited:.2f} clicks share each"
+    return shown
 
 
 def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2.0) -> None:
@@ -253,8 +321,9 @@ def cmd_sql_client(settings: Settings, args: argparse.Namespace) -> None:
         argv += ["--sql-file", str(Path(args.file).resolve())]
     else:
         print(f"SQL on {settings.flink_rest_url}: clicks, checkouts, rejected, users, the rule's steps")
-        print("(checkouts_enriched, click_candidates, first_click), read-only attributed_checkouts and")
-        print("dead_letters. `make sql` shows how they are defined; starting (about 20 s) ...")
+        print("(checkouts_enriched, click_candidates, and those of ATTRIBUTION_MODELS, e.g. first_click),")
+        print("read-only result tables and dead_letters. `make sql` shows how they are defined;")
+        print("starting (about 20 s) ...")
     os.execve(sys.executable, argv, {**os.environ, **settings.to_env(), **client_env(settings)})
 
 

@@ -19,6 +19,10 @@ from urllib.parse import urlparse
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+# The attribution models the job can write (process/_attribution_models.sql).
+ATTRIBUTION_MODELS = ("first_click", "last_click", "linear")
+
+
 class ConfigError(ValueError):
     """A setting's environment override could not be parsed."""
 
@@ -64,6 +68,16 @@ class Settings:
     sink_table: str = _setting(
         "SINK_TABLE", "commerce.attributed_checkouts", "Result table, one row per checkout_id"
     )
+    last_click_sink_table: str = _setting(
+        "LAST_CLICK_SINK_TABLE",
+        "commerce.attributed_checkouts_last_click",
+        "Result table of the last_click model, one row per checkout_id",
+    )
+    linear_sink_table: str = _setting(
+        "LINEAR_SINK_TABLE",
+        "commerce.attribution_touches",
+        "Result table of the linear model, one row per checkout_id and qualifying click",
+    )
     dead_letter_table: str = _setting(
         "DEAD_LETTER_TABLE", "commerce.dead_letters", "Rejected records with the reason"
     )
@@ -103,6 +117,12 @@ class Settings:
     parallelism: int = _setting("FLINK_PARALLELISM", 2, "Parallelism of the job")
     attribution_window_seconds: int = _setting(
         "ATTRIBUTION_WINDOW_SECONDS", 3600, "A click qualifies if checkout_time - window <= click_time"
+    )
+    attribution_models: str = _setting(
+        "ATTRIBUTION_MODELS",
+        "first_click",
+        "Models the job writes, comma-separated: first_click (SINK_TABLE), last_click "
+        "(LAST_CLICK_SINK_TABLE), linear (LINEAR_SINK_TABLE)",
     )
     out_of_orderness_seconds: int = _setting(
         "OUT_OF_ORDERNESS_SECONDS", 15, "Events up to this much out of order are handled exactly"
@@ -163,6 +183,20 @@ class Settings:
         """The ports of FLINK_METRICS_PORTS ("9249-9260" or one port)."""
         low, _, high = self.flink_metrics_ports.partition("-")
         return range(int(low), int(high or low) + 1)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """ATTRIBUTION_MODELS as a tuple, in the order given."""
+        return tuple(m.strip() for m in self.attribution_models.split(",") if m.strip())
+
+    @property
+    def model_tables(self) -> dict[str, str]:
+        """Every model's result table (whether or not it is enabled)."""
+        return {
+            "first_click": self.sink_table,
+            "last_click": self.last_click_sink_table,
+            "linear": self.linear_sink_table,
+        }
 
     @property
     def stack_path(self) -> Path:
@@ -242,6 +276,12 @@ class Settings:
         if self.scan_bounded_mode not in {"unbounded", "latest-offset"}:
             raise ConfigError(
                 f"KAFKA_SCAN_BOUNDED_MODE must be unbounded or latest-offset, got {self.scan_bounded_mode!r}"
+            )
+        unknown = [m for m in self.models if m not in ATTRIBUTION_MODELS]
+        if unknown or not self.models or len(set(self.models)) != len(self.models):
+            raise ConfigError(
+                f"ATTRIBUTION_MODELS must list one or more of {', '.join(ATTRIBUTION_MODELS)} once each, "
+                f"got {self.attribution_models!r}"
             )
         if self.state_backend not in {"rocksdb", "hashmap"}:
             raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")

@@ -105,7 +105,16 @@ def start_job(
         broker = broker_incarnation(settings)
         if running:
             say(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
-            if (intent := read_intent(settings)) is None or intent.state != RUNNING:
+            intent = read_intent(settings)
+            wanted = settings.to_env()
+            changed = sorted(k for k in wanted if intent is not None and intent.env.get(k) != wanted[k])
+            if changed:
+                say(
+                    f"  it was started with other settings ({', '.join(changed)}): `make stop-job`, then "
+                    "`make job` applies yours (`make job FRESH=1` if they change the SQL, as "
+                    "ATTRIBUTION_MODELS does)"
+                )
+            if intent is None or intent.state != RUNNING:
                 write_intent(
                     settings, Intent(RUNNING, settings.to_env(), running[0].job_id, broker_started=broker)
                 )
@@ -152,6 +161,7 @@ def stop_job(settings: Settings, cancel: bool, say: Callable[[str], None] = prin
 def keep(settings: Settings, start: bool = False, interval: float = 2.0) -> None:
     """Runs until killed. With `start`, submits the job first if no intent was ever recorded."""
     log(f"watching the job of {settings.stack_path} on {settings.flink_rest_url}")
+    _status_file(settings).unlink(missing_ok=True)  # a previous keeper's last action is not this one's
     loops = 0
     topics_for: float | None = None
     while True:

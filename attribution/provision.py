@@ -12,7 +12,12 @@ from attribution.templates import render_file
 
 def schema_sql(settings: Settings) -> str:
     """postgres/init.sql rendered with the configured table names."""
-    tables = (settings.users_table, settings.products_table, settings.sink_table, settings.dead_letter_table)
+    tables = (
+        settings.users_table,
+        settings.products_table,
+        *settings.model_tables.values(),
+        settings.dead_letter_table,
+    )
     schemas = sorted({table.split(".")[0] for table in tables if "." in table})
     return render_file("postgres/init.sql", cfg=settings, schemas=schemas)
 

@@ -29,6 +29,7 @@ TABLE_TEMPLATES = (
     "source/checkouts.sql",
     "source/users.sql",
     "sink/attributed_checkouts.sql",
+    "sink/attribution_touches.sql",
     "sink/dead_letters.sql",
     "sink/metrics.sql",
 )
@@ -49,6 +50,8 @@ OUTPUT_TEMPLATES = (
 PRODUCTION_SOURCES = {"clicks": "clicks_raw", "checkouts": "checkouts_raw", "users": "users"}
 PRODUCTION_SINKS = {
     "attributed_checkouts": "attributed_checkouts",
+    "attributed_checkouts_last_click": "attributed_checkouts_last_click",
+    "attribution_touches": "attribution_touches",
     "dead_letters": "dead_letters",
     "metrics": "job_metrics",
 }
@@ -95,7 +98,11 @@ def _render(
 def statements(sql: str) -> list[str]:
     """A rendered template split into statements: a template may hold several, each ending with a
     semicolon at the end of a line (a semicolon inside a line, as in a string, does not split)."""
-    return [part.strip() for part in re.split(r";[ \t]*$", sql, flags=re.MULTILINE) if part.strip()]
+    parts = [part.strip() for part in re.split(r";[ \t]*$", sql, flags=re.MULTILINE) if part.strip()]
+    for part in parts:
+        if all(line.lstrip().startswith("--") for line in part.splitlines() if line.strip()):
+            raise ValueError(f"a SQL comment line ends with ';' (it splits the statement): {part[-80:]!r}")
+    return parts
 
 
 _LEADING_COMMENTS = r"(?:[ \t]*--[^\n]*\n|\s)*"
@@ -166,7 +173,7 @@ CLIENT_VIEWS = (
     "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload FROM checkouts_checked\n"
     "WHERE reject_reason IS NOT NULL",
 )
-SINK_TEMPLATES = ("sink/attributed_checkouts.sql", "sink/dead_letters.sql")
+SINK_TEMPLATES = ("sink/attributed_checkouts.sql", "sink/attribution_touches.sql", "sink/dead_letters.sql")
 
 
 def sql_client_init(settings: Settings) -> str:

@@ -13,13 +13,15 @@ does not assert.
   latency      100 checkouts/s (and their clicks) in real time for a while; produce -> row
                visible, for attributed checkouts (updated_at minus the time the checkout was sent)
 
-Burst and latency run two designs on the same events: "job", this project's job, and "original",
-the original project's SQL ported to Flink 2.0 with the minimum fixes (bench/original/, its README
-lists them), writing to commerce.original_attributed_checkouts. They alternate in the same run
-(original, job, job, original, ...), so that drift of the machine hits both, and the ratio
-job/original of each adjacent pair is reported, with the issue's targets: burst throughput >= 1.5x
-the original's, p99 latency <= 0.33x the original's and <= 0.5 s. `--only burst-job` (or
-latency-job, burst-original, latency-original) runs one design only.
+Burst and latency run three designs on the same events: "job", this project's job as `make job`
+runs it (ATTRIBUTION_MODELS=first_click); "models", the job with every attribution model in one
+statement set (its runs end when the first_click table is complete); and "original", the original
+project's SQL ported to Flink 2.0 with the minimum fixes (bench/original/, its README lists them),
+writing to commerce.original_attributed_checkouts. They alternate in the same run (original,
+models, job, job, models, original, ...), so that drift of the machine hits all alike, and the
+ratio job/original of each adjacent pair is reported, with the issue's targets: burst throughput
+>= 1.5x the original's, p99 latency <= 0.33x the original's and <= 0.5 s; and models/job.
+`--only burst-job` (or latency-models, burst-original, ...) runs one design only.
 
 Workloads (--workload; default original-traffic and synthetic), each at 100 checkouts per second of
 event time:
@@ -72,7 +74,7 @@ import psycopg2
 from kafka import KafkaProducer
 
 from attribution import job, provision, sql, stack, supervision
-from attribution.config import Settings, settings_or_exit
+from attribution.config import ATTRIBUTION_MODELS, Settings, settings_or_exit
 from datagen.gen_fake_data import EventGenerator, Pools, TrafficShape, uuid4_text
 from datagen.gen_fake_data import Producer as GeneratorProducer
 
@@ -552,6 +554,7 @@ class Design:
     templates: tuple[str, ...]  # the driver's --insert-template arguments; () runs the job's outputs
     sink_vertex: str  # part of the name of the job vertex that writes the rows (settle())
     sink_table: str | None = None  # its Postgres table (in SINK_TABLE's schema), if not SINK_TABLE
+    models: str = "first_click"  # ATTRIBUTION_MODELS of the job (rows are counted in SINK_TABLE)
 
 
 ORIGINAL_TEMPLATES = tuple(
@@ -566,6 +569,8 @@ ORIGINAL_TEMPLATES = tuple(
 )
 DESIGNS = {
     "job": Design("job", (), "Sink: attributed_checkouts"),
+    # The job with every attribution model in one statement set (#14).
+    "models": Design("models", (), "Sink: attributed_checkouts", models=",".join(ATTRIBUTION_MODELS)),
     "original": Design(
         "original", ORIGINAL_TEMPLATES, "original_attributed_checkouts", "original_attributed_checkouts"
     ),
@@ -575,6 +580,7 @@ PASSTHROUGH = Design("passthrough", ("process/passthrough_benchmark.sql", "proce
 
 def design_settings(settings: Settings, design: Design) -> Settings:
     """The settings a design's job is rendered with: SINK_TABLE is its result table."""
+    settings = replace(settings, attribution_models=design.models)
     if design.sink_table is None:
         return settings
     schema = settings.sink_table.rsplit(".", 1)[0] if "." in settings.sink_table else "public"
@@ -664,9 +670,11 @@ class BenchJob:
         provision.delete_topics(self.settings, list(self.topics.values()))
         # Its rows are of no further use; left, they would slow every later run's row counts.
         with psycopg2.connect(self.settings.psycopg_dsn()) as conn, conn.cursor() as cur:
-            cur.execute(
-                f"DELETE FROM {self.settings.sink_table} WHERE checkout_id LIKE %s", (self.data_tag + "-%",)
-            )
+            for model in self.settings.models:
+                cur.execute(
+                    f"DELETE FROM {self.settings.model_tables[model]} WHERE checkout_id LIKE %s",
+                    (self.data_tag + "-%",),
+                )
             cur.execute(
                 f"DELETE FROM {self.settings.dead_letter_table} WHERE source_topic = ANY(%s)",
                 (list(self.topics.values()),),
@@ -999,10 +1007,18 @@ def compare(pairs: dict[str, dict[str, dict[int, dict]]], latency_rate: float) -
                 for r in both
                 if by_design["original"][r][metric]
             ]
+            # Every model in one job against first_click alone, paired the same way.
+            with_models = sorted(by_design.get("job", {}).keys() & by_design.get("models", {}).keys())
+            models_ratios = [
+                round(by_design["models"][r][metric] / by_design["job"][r][metric], 3)
+                for r in with_models
+                if by_design["job"][r][metric]
+            ]
             entry[metric] = {
                 **medians,
                 "ratio": round(statistics.median(ratios), 3) if ratios else None,
                 "pair_ratios": ratios,
+                "models_ratio": round(statistics.median(models_ratios), 3) if models_ratios else None,
             }
         targets: list[dict[str, Any]] = []
         if name == "burst" and entry["warm_events_per_s"]["ratio"] is not None:
@@ -1073,6 +1089,11 @@ def print_comparison(
             ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
             pairs = " / ".join(f"{r:.2f}" for r in m["pair_ratios"])
             print(f"    {label:<22} job {job_v:>9}   original {original_v:>9}   ratio {ratio:>5}  [{pairs}]")
+            if m.get("models_ratio") is not None:
+                print(
+                    f"    {'':<22} all {len(ATTRIBUTION_MODELS)} models in one job {_number(m['models'])}: "
+                    f"{m['models_ratio']:.2f}x first_click alone"
+                )
         for t in entry["targets"]:
             print(f"    target: {t['target']}: {'MET' if t['met'] else 'NOT MET'} ({t['value']})")
 

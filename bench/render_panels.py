@@ -1,6 +1,7 @@
 """Renders panels of the Grafana dashboard (grafana/dashboards/checkout-attribution.json) from the
 embedded stack's Prometheus into a PNG, for places where Grafana cannot run: the same queries,
-over the last --minutes of a real run.
+over the last --minutes of a real run. Only the Prometheus time series: the table of the
+attribution models reads Postgres (`make status` prints it).
 
     .venv/bin/python bench/render_panels.py --minutes 15 --out docs/dashboard.png
 """
@@ -40,6 +41,22 @@ def legend(template: str, labels: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m[1], ""), template)[:40]
 
 
+def prometheus_panels(dashboard: dict) -> list[dict]:
+    """The time series panels with their Prometheus queries (as "prometheus_targets"). Other panels
+    (rows, the Postgres table "Attribution models") have nothing to draw from Prometheus: left out."""
+    panels = []
+    for panel in dashboard["panels"]:
+        panel_source = panel.get("datasource") or {"type": "prometheus"}  # the default data source
+        targets = [
+            t
+            for t in panel.get("targets", [])
+            if (t.get("datasource") or panel_source).get("type") == "prometheus" and t.get("expr")
+        ]
+        if panel["type"] == "timeseries" and targets:
+            panels.append({**panel, "prometheus_targets": targets})
+    return panels
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,14 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "dashboard.png"))
     args = parser.parse_args(argv)
     settings = settings_or_exit()
-    panels = [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] == "timeseries"]
+    panels = prometheus_panels(json.loads(DASHBOARD.read_text()))
     end = time.time()
     start = end - args.minutes * 60
     cols = 3
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=False):
-        for target in panel["targets"]:
+        for target in panel["prometheus_targets"]:
             for series in query_range(settings, target["expr"], start, end, 10):
                 times = [datetime.fromtimestamp(float(t), UTC) for t, _ in series["values"]]
                 values = [float(v) for _, v in series["values"]]

@@ -1,8 +1,8 @@
 -- Schema of the pipeline; idempotent (applied by every `make up` and the Compose `init` step).
 -- A superset of the original project's tables: its columns keep their names and types.
 -- Rendered with Jinja2 (attribution/provision.py): the table names are settings.
-{%- set sink_name = cfg.sink_table.split('.')[-1] %}
-{%- set sink_schema = cfg.sink_table.split('.')[0] if '.' in cfg.sink_table else 'public' %}
+{%- macro schema_of(table) %}{{ table.split('.')[0] if '.' in table else 'public' }}{% endmacro %}
+{%- macro name_of(table) %}{{ table.split('.')[-1] }}{% endmacro %}
 {% for schema in schemas %}
 CREATE SCHEMA IF NOT EXISTS {{ schema }};
 {%- endfor %}
@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS {{ cfg.products_table }} (
     price DECIMAL(10, 2) NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS {{ cfg.sink_table }} (
+{#- The columns of a model that attributes each checkout to one click (first_click, last_click). #}
+{% macro one_click_table(table) -%}
+CREATE TABLE IF NOT EXISTS {{ table }} (
     checkout_id VARCHAR PRIMARY KEY,
     user_name VARCHAR,
     click_id VARCHAR,
@@ -38,20 +40,23 @@ CREATE TABLE IF NOT EXISTS {{ cfg.sink_table }} (
     updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()  -- when the row was last written
 );
 
-CREATE INDEX IF NOT EXISTS {{ sink_name }}_checkout_time ON {{ cfg.sink_table }} (checkout_time);
+CREATE INDEX IF NOT EXISTS {{ name_of(table) }}_checkout_time ON {{ table }} (checkout_time);
+{%- endmacro %}
 
--- The job upserts rows keyed by checkout_id, and within the job an attribution only ever improves
--- (an earlier click replaces a later one, a click replaces "none"). A replay after recovery, or a
--- duplicate checkout arriving after its ranking state expired, can still send a worse answer;
--- this trigger keeps the better one, so every write is idempotent and order-insensitive.
-CREATE OR REPLACE FUNCTION {{ sink_schema }}.keep_earliest_attribution() RETURNS trigger
+{#- The job upserts rows keyed by checkout_id, and within the job an attribution only ever improves
+    for its model (first_click: an earlier click replaces a later one; last_click: a later one an
+    earlier one; a click replaces "none"). A replay after recovery, or a duplicate checkout arriving
+    after its ranking state expired, can still send a worse answer; this trigger keeps the better
+    one, so every write is idempotent and order-insensitive. Ties on click_time go to the smaller
+    (first_click) or larger (last_click) click_id in byte order (COLLATE "C"), as the job ranks them;
+    the database's own collation (en_US in the Compose image) may order differently. #}
+{% macro keep_better_attribution(table, function, worse) -%}
+CREATE OR REPLACE FUNCTION {{ schema_of(table) }}.{{ function }}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- Ties on click_time go to the smaller click_id in byte order (COLLATE "C"), as the job
-    -- ranks them; the database's own collation (en_US in the Compose image) may order differently.
     IF OLD.click_id IS NOT NULL AND (
         NEW.click_id IS NULL
-        OR (NEW.click_time, NEW.click_id COLLATE "C") > (OLD.click_time, OLD.click_id COLLATE "C")
+        OR (NEW.click_time, NEW.click_id COLLATE "C") {{ worse }} (OLD.click_time, OLD.click_id COLLATE "C")
     ) THEN
         NEW.click_id := OLD.click_id;
         NEW.click_time := OLD.click_time;
@@ -62,9 +67,95 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE TRIGGER keep_earliest_attribution
-    BEFORE UPDATE ON {{ cfg.sink_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ sink_schema }}.keep_earliest_attribution();
+CREATE OR REPLACE TRIGGER {{ function }}
+    BEFORE UPDATE ON {{ table }}
+    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(table) }}.{{ function }}();
+{%- endmacro %}
+
+-- first_click: the earliest qualifying click.
+{{ one_click_table(cfg.sink_table) }}
+
+{{ keep_better_attribution(cfg.sink_table, 'keep_earliest_attribution', '>') }}
+
+-- last_click: the latest qualifying click.
+{{ one_click_table(cfg.last_click_sink_table) }}
+
+{{ keep_better_attribution(cfg.last_click_sink_table, 'keep_latest_attribution', '<') }}
+
+-- linear: one row per qualifying click, each with an equal share of the checkout's amount. A
+-- checkout with no qualifying click has no rows.
+CREATE TABLE IF NOT EXISTS {{ cfg.linear_sink_table }} (
+    checkout_id VARCHAR NOT NULL,
+    click_id VARCHAR NOT NULL,
+    click_time TIMESTAMP,
+    credit DECIMAL(21, 13),  -- total_amount / touches, as Flink divides DECIMAL(10, 2) by INT
+    touches INT NOT NULL,  -- qualifying clicks of the checkout
+    -- Added by this project:
+    product_id VARCHAR,
+    checkout_time TIMESTAMP,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (checkout_id, click_id)
+);
+
+CREATE INDEX IF NOT EXISTS {{ name_of(cfg.linear_sink_table) }}_checkout_time
+    ON {{ cfg.linear_sink_table }} (checkout_time);
+
+-- Within the job a checkout's touches only grow. A replay after recovery can resend a smaller
+-- count for a while; this trigger keeps the larger one, so no credit goes back to a stale share.
+CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_sink_table) }}.keep_most_touches() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.touches < OLD.touches THEN
+        NEW.touches := OLD.touches;
+        NEW.credit := OLD.credit;
+        NEW.click_time := OLD.click_time;
+    END IF;
+    NEW.updated_at := clock_timestamp();
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER keep_most_touches
+    BEFORE UPDATE ON {{ cfg.linear_sink_table }}
+    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_sink_table) }}.keep_most_touches();
+
+-- The models side by side (`make status`, the Grafana panel "Attribution models"): every model
+-- attributes the same checkouts (those with a qualifying click), so share and revenue agree; they
+-- differ in which clicks get the credit (minutes from the credited click, clicks sharing it). The
+-- linear table has no row for an unattributed checkout: its denominator is the checkouts of a
+-- one-click table since its own first checkout (it may have been enabled later).
+CREATE OR REPLACE VIEW {{ schema_of(cfg.sink_table) }}.attribution_model_comparison AS
+WITH one_click AS (
+    SELECT 'first_click' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
+           sum(total_amount) FILTER (WHERE click_id IS NOT NULL) AS attributed_revenue,
+           avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
+           CASE WHEN count(click_id) > 0 THEN 1 END AS clicks_credited_per_checkout
+    FROM {{ cfg.sink_table }}
+    UNION ALL
+    SELECT 'last_click', count(*), count(click_id),
+           sum(total_amount) FILTER (WHERE click_id IS NOT NULL),
+           avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60),
+           CASE WHEN count(click_id) > 0 THEN 1 END
+    FROM {{ cfg.last_click_sink_table }}
+), linear_since AS (
+    SELECT min(checkout_time) AS since FROM {{ cfg.linear_sink_table }}
+), linear AS (
+    SELECT 'linear' AS model,
+           NULLIF(GREATEST(
+               (SELECT count(*) FROM {{ cfg.sink_table }}, linear_since WHERE checkout_time >= since),
+               (SELECT count(*) FROM {{ cfg.last_click_sink_table }}, linear_since WHERE checkout_time >= since)
+           ), 0) AS checkouts,
+           count(DISTINCT checkout_id) AS attributed_checkouts, sum(credit) AS attributed_revenue,
+           avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
+           count(*)::numeric / NULLIF(count(DISTINCT checkout_id), 0) AS clicks_credited_per_checkout
+    FROM {{ cfg.linear_sink_table }}
+)
+SELECT model, checkouts, attributed_checkouts,
+       round(attributed_checkouts::numeric / NULLIF(checkouts, 0), 4) AS attributed_share,
+       round(attributed_revenue, 2) AS attributed_revenue,
+       round(avg_minutes_click_to_checkout::numeric, 1) AS avg_minutes_click_to_checkout,
+       round(clicks_credited_per_checkout, 2) AS clicks_credited_per_checkout
+FROM (SELECT * FROM one_click UNION ALL SELECT * FROM linear) AS models;
 
 -- Records the job could not use, with the reason (see README, "Bad input").
 CREATE TABLE IF NOT EXISTS {{ cfg.dead_letter_table }} (

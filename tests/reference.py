@@ -1,8 +1,16 @@
-"""An independent, deliberately naive implementation of the attribution rule, to compare against.
+"""An independent, deliberately naive implementation of the attribution models, to compare against.
 
-For each distinct checkout_id: among the clicks with the same user_id and product_id and
-checkout_time - 1h <= click_time <= checkout_time, the earliest (ties: smallest click_id);
-user_name from the users mapping or None; the checkout's own columns as the job writes them.
+A click qualifies for a checkout if it has the same user_id and product_id and
+checkout_time - 1h <= click_time <= checkout_time. A checkout_id delivered twice is one checkout,
+its first delivery.
+
+- first_click (attribute): per checkout, the earliest qualifying click (ties: smallest click_id);
+  user_name from the users mapping or None; the checkout's own columns as the job writes them.
+- last_click (attribute(..., model="last_click")): the same, with the latest qualifying click
+  (ties: largest click_id).
+- linear (linear_touches): one Touch per distinct qualifying click_id of a checkout (at its
+  earliest qualifying time), each with total_amount / touches, rounded half up to 13 places as
+  Flink divides DECIMAL(10, 2) by INT; no Touch for a checkout without a qualifying click.
 
 Events are the dicts a producer serialises with json.dumps: a field the job reads as text is the
 JSON value's text (a string as is, a number as json.dumps writes it).
@@ -69,25 +77,34 @@ def qualifies(click: dict, checkout: dict, window: timedelta = timedelta(hours=1
     return checkout_time - window <= parse_time(click["datetime_occured"]) <= checkout_time
 
 
+def distinct_checkouts(checkouts: list[dict]) -> list[dict]:
+    """The first delivery of each checkout_id, in order."""
+    seen: dict[str, dict] = {}
+    for checkout in checkouts:
+        seen.setdefault(ident(checkout["checkout_id"]), checkout)
+    return list(seen.values())
+
+
 def attribute(
     clicks: list[dict],
     checkouts: list[dict],
     users: dict[int, str],
     window: timedelta = timedelta(hours=1),
+    model: str = "first_click",
 ) -> dict[str, Attribution]:
+    """first_click or last_click: one Attribution per checkout_id."""
+    assert model in ("first_click", "last_click"), model
     result: dict[str, Attribution] = {}
-    for checkout in checkouts:
-        checkout_id = ident(checkout["checkout_id"])
-        if checkout_id in result:  # a redelivered checkout is the same checkout
-            continue
+    for checkout in distinct_checkouts(checkouts):
         best: tuple[datetime, str] | None = None
         for click in clicks:
             if qualifies(click, checkout, window):
                 # Python compares str by code point: the byte order of their UTF-8.
                 candidate = (parse_time(click["datetime_occured"]), ident(click["click_id"]))
-                if best is None or candidate < best:
+                if best is None or (candidate < best if model == "first_click" else candidate > best):
                     best = candidate
         user_id = int(checkout["user_id"])
+        checkout_id = ident(checkout["checkout_id"])
         result[checkout_id] = Attribution(
             checkout_id=checkout_id,
             user_id=user_id,
@@ -103,4 +120,49 @@ def attribute(
             checkout_time=parse_time(checkout["datetime_occured"]),
             click_time=best[0] if best else None,
         )
+    return result
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One row of commerce.attribution_touches (the linear model), every column, in the table's order."""
+
+    checkout_id: str
+    click_id: str
+    click_time: datetime
+    credit: Decimal | None
+    touches: int
+    product_id: str
+    checkout_time: datetime
+
+
+def linear_touches(
+    clicks: list[dict], checkouts: list[dict], window: timedelta = timedelta(hours=1)
+) -> dict[tuple[str, str], Touch]:
+    """linear: one Touch per (checkout_id, click_id) of a qualifying click."""
+    result: dict[tuple[str, str], Touch] = {}
+    for checkout in distinct_checkouts(checkouts):
+        earliest: dict[str, datetime] = {}  # click_id -> its earliest qualifying time
+        for click in clicks:
+            if qualifies(click, checkout, window):
+                click_id, at = ident(click["click_id"]), parse_time(click["datetime_occured"])
+                if click_id not in earliest or at < earliest[click_id]:
+                    earliest[click_id] = at
+        total = amount(checkout.get("total_amount"))
+        credit = None
+        if total is not None and earliest:
+            # Flink: DECIMAL(10, 2) / INT is DECIMAL(21, 13), rounded half up. (The division keeps
+            # 28 digits before the rounding: at most 8 before the point, so 20 after it.)
+            credit = (total / len(earliest)).quantize(Decimal("1E-13"), rounding=ROUND_HALF_UP)
+        checkout_id = ident(checkout["checkout_id"])
+        for click_id, at in earliest.items():
+            result[(checkout_id, click_id)] = Touch(
+                checkout_id=checkout_id,
+                click_id=click_id,
+                click_time=at,
+                credit=credit,
+                touches=len(earliest),
+                product_id=ident(checkout["product_id"]),
+                checkout_time=parse_time(checkout["datetime_occured"]),
+            )
     return result

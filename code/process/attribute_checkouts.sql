@@ -1,7 +1,9 @@
--- First-click attribution: every valid checkout, with its user's name, attributed to the earliest
--- click by the same user on the same product with
+{% import "process/_attribution_models.sql" as models with context %}
+-- Attribution: every valid checkout, with its user's name, attributed to the clicks by the same
+-- user on the same product with
 --     checkout_time - ATTRIBUTION_WINDOW_SECONDS <= click_time <= checkout_time   (both ends inclusive)
--- Named steps, each reading the one before; process/metrics.sql taps them.
+-- Named steps, each reading the one before; process/metrics.sql taps them. Steps 1-3 are shared,
+-- and each model of ATTRIBUTION_MODELS adds its own (process/_attribution_models.sql) and its sink.
 
 -- 1. A LEFT lookup join: an unknown user gives user_name NULL, never a dropped checkout.
 CREATE TEMPORARY VIEW checkouts_enriched AS
@@ -41,29 +43,6 @@ LEFT JOIN (
     ON cl.user_id = co.user_id
     AND cl.product_id = co.product_id
     AND cl.event_time BETWEEN co.event_time - {{ cfg.attribution_window_seconds | sql_interval }} AND co.event_time;
-
--- 4. The earliest candidate per checkout (ties: the smallest click_id); the NULL-click row only if
---    there is no click. A checkout delivered twice becomes one. State per checkout, expiring after
---    ATTRIBUTION_STATE_TTL_SECONDS.
-CREATE TEMPORARY VIEW first_click AS
-SELECT checkout_id, user_id, product_id, details, click_id, checkout_time, click_time
-FROM (
-    SELECT
-        *,
-        ROW_NUMBER() OVER (
-            PARTITION BY checkout_id
-            ORDER BY click_time ASC NULLS LAST, click_id ASC NULLS LAST
-        ) AS click_rank
-    FROM click_candidates
-)
-WHERE click_rank = 1;
-
--- One row per checkout_id, upserted: an earlier click that arrives out of order replaces the
--- attribution written a moment before.
-INSERT INTO {{ sink('attributed_checkouts') }}
-SELECT
-    f.checkout_id, f.user_id, f.details.user_name, f.click_id, f.product_id,
-    f.details.payment_method, f.details.total_amount, f.details.shipping_address,
-    f.details.billing_address, f.details.user_agent, f.details.ip_address,
-    f.checkout_time, f.click_time
-FROM first_click AS f
+{% for model in cfg.models %}
+{{ models[model]() }}
+{% endfor %}

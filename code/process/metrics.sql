@@ -3,6 +3,7 @@
 -- The job plans each step once and hands its rows to the next step and to its taps alike (see
 -- define_pipeline in checkout_attribution.py): a tap is one more chained filter, never a second
 -- parse, lookup or join. Prometheus: flink_taskmanager_job_task_operator_attribution_<label>_<metric>.
+{% from "process/_attribution_models.sql" import result_view %}
 {#- The tap's columns for one counted event: COUNTED adds one to the calling operator's counter
     attribution.<label>.<metric> with the label <label>="<label_value>". -#}
 {% macro counted(metric, label, label_value) -%}
@@ -39,9 +40,10 @@ SELECT {{ counted('malformed_records', 'reason', 'reject_reason') }}, CAST(NULL 
 FROM rejected_records;
 
 -- checkout_latency_ms: a histogram of now - datetime_occured when a row is handed to the result
--- sink (which flushes within SINK_FLUSH_INTERVAL_MS); updates of a row are observed too.
+-- sink (which flushes within SINK_FLUSH_INTERVAL_MS), for the first model of ATTRIBUTION_MODELS.
+-- Updates of a row are observed too.
 INSERT INTO {{ sink('metrics') }}
 SELECT
     'checkout_latency_ms' AS metric, CAST(NULL AS STRING) AS label_value,
     OBSERVED_LATENCY(checkout_time, {{ cfg.event_time_zone | sql_string }}, 'checkout_latency_ms') AS event_time
-FROM first_click
+FROM {{ result_view[cfg.models[0]] }}

@@ -1,6 +1,8 @@
 {% from "sink/_jdbc.sql" import jdbc_options, sink_options with context %}
--- One row per checkout_id, upserted (INSERT ... ON CONFLICT (checkout_id) DO UPDATE).
-CREATE TABLE attributed_checkouts (
+{#- A model that attributes each checkout to one click: one row per checkout_id, upserted
+    (INSERT ... ON CONFLICT (checkout_id) DO UPDATE). #}
+{% macro one_click_table(name, table) -%}
+CREATE TABLE {{ name }} (
     checkout_id STRING,
     user_id INT,
     user_name STRING,
@@ -16,6 +18,12 @@ CREATE TABLE attributed_checkouts (
     click_time TIMESTAMP(3),
     PRIMARY KEY (checkout_id) NOT ENFORCED
 ) WITH (
-    {{ jdbc_options(cfg.sink_table) }},
+    {{ jdbc_options(table) }},
     {{ sink_options() }}
 )
+{%- endmacro %}
+-- first_click
+{{ one_click_table('attributed_checkouts', cfg.sink_table) }};
+
+-- last_click
+{{ one_click_table('attributed_checkouts_last_click', cfg.last_click_sink_table) }}

@@ -20,7 +20,7 @@ from attribution import job, keeper, provision
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape, simulated_events
 from tests.events import checkout, click
-from tests.reference import Attribution, attribute, parse_time
+from tests.reference import Attribution, Touch, attribute, linear_touches, parse_time
 
 T = TypeVar("T")
 
@@ -157,17 +157,60 @@ def pipeline(settings: Settings, name: str, kept: bool = False) -> Iterator[Pipe
             job.cancel(run_settings, active.job_id)
 
 
-def rows(settings: Settings, checkout_ids: list[str]) -> dict[str, Attribution]:
+def rows(settings: Settings, checkout_ids: list[str], model: str = "first_click") -> dict[str, Attribution]:
+    """The rows of these checkouts in a one-click model's table (first_click or last_click)."""
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
             # Every column, in the order of Attribution's fields.
             f"""SELECT {", ".join(f.name for f in fields(Attribution))}
-                FROM {settings.sink_table} WHERE checkout_id = ANY(%s)""",
+                FROM {settings.model_tables[model]} WHERE checkout_id = ANY(%s)""",
             (checkout_ids,),
         )
         found = {r[0]: Attribution(*r) for r in cur.fetchall()}
     conn.close()
     return found
+
+
+def touches(settings: Settings, checkout_ids: list[str]) -> dict[tuple[str, str], Touch]:
+    """The linear model's rows of these checkouts, by (checkout_id, click_id)."""
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"""SELECT {", ".join(f.name for f in fields(Touch))}
+                FROM {settings.linear_sink_table} WHERE checkout_id = ANY(%s)""",
+            (checkout_ids,),
+        )
+        found = {(r[0], r[1]): Touch(*r) for r in cur.fetchall()}
+    conn.close()
+    return found
+
+
+def model_rows(settings: Settings, load: Workload) -> dict[str, dict]:
+    """Each enabled model's rows of the workload's checkouts."""
+    ids = list(load.expected)
+    return {
+        model: touches(settings, ids) if model == "linear" else rows(settings, ids, model)
+        for model in settings.models
+    }
+
+
+def wait_for_models(settings: Settings, load: Workload, timeout: float = 90) -> dict[str, dict]:
+    """Polls until every enabled model's rows equal the reference; returns what is there at the
+    end either way, for the caller's assertion (assert_models_exact)."""
+    expected = load.expected_by_model(settings.models)
+    deadline = time.monotonic() + timeout
+    found = model_rows(settings, load)
+    while found != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        found = model_rows(settings, load)
+    return found
+
+
+def assert_models_exact(settings: Settings, load: Workload, timeout: float = 90) -> None:
+    """Every enabled model's table equals the reference for the workload's checkouts."""
+    found = wait_for_models(settings, load, timeout)
+    expected = load.expected_by_model(settings.models)
+    for model in settings.models:
+        assert found[model] == expected[model], f"{model}:\n" + diff(expected[model], found[model])
 
 
 def wait_for_rows(settings: Settings, expected: dict[str, Attribution], timeout: float = 90) -> dict:
@@ -215,7 +258,7 @@ def insert_users(settings: Settings, users: dict[int, str]) -> None:
     conn.close()
 
 
-def diff(expected: dict[str, Attribution], actual: dict[str, Attribution]) -> str:
+def diff(expected: dict, actual: dict) -> str:
     lines = []
     for key in sorted(set(expected) | set(actual)):
         if expected.get(key) != actual.get(key):
@@ -227,7 +270,17 @@ def diff(expected: dict[str, Attribution], actual: dict[str, Attribution]) -> st
 class Workload:
     events: list[tuple[str, dict]]
     users: dict[int, str]
-    expected: dict[str, Attribution]
+    expected: dict[str, Attribution]  # first_click
+    expected_last_click: dict[str, Attribution]
+    expected_linear: dict[tuple[str, str], Touch]
+
+    def expected_by_model(self, models: tuple[str, ...]) -> dict[str, dict]:
+        every: dict[str, dict] = {
+            "first_click": self.expected,
+            "last_click": self.expected_last_click,
+            "linear": self.expected_linear,
+        }
+        return {model: every[model] for model in models}
 
     @property
     def last_event_time(self) -> datetime:
@@ -252,7 +305,12 @@ def workload(
         event["checkout_id" if "checkout_id" in event else "click_id"] += suffix
     users = {user_offset + i: f"user-{user_offset + i}" for i in range(1, shape.users + 1)}
     insert_users(settings, users)
-    expected = attribute(
-        [e for t, e in events if t == "clicks"], [e for t, e in events if t == "checkouts"], users
+    clicks = [e for t, e in events if t == "clicks"]
+    checkouts = [e for t, e in events if t == "checkouts"]
+    return Workload(
+        events,
+        users,
+        expected=attribute(clicks, checkouts, users),
+        expected_last_click=attribute(clicks, checkouts, users, model="last_click"),
+        expected_linear=linear_touches(clicks, checkouts),
     )
-    return Workload(events, users, expected)

@@ -25,6 +25,7 @@ from attribution.config import PROJECT_ROOT, Settings
 from tests.integration.harness import (
     PipelineRun,
     Workload,
+    assert_models_exact,
     diff,
     pipeline,
     poll,
@@ -48,9 +49,9 @@ def first_half_checkpointed(run: PipelineRun, load: Workload, rng: random.Random
 
 
 def assert_exact(run: PipelineRun, load: Workload) -> None:
+    """Every enabled model's table (the test stack enables all three) equals the reference."""
     run.flush_through(load.last_event_time + timedelta(minutes=1), MARKER_USER)
-    actual = wait_for_rows(run.settings, load.expected)
-    assert actual == load.expected, diff(load.expected, actual)
+    assert_models_exact(run.settings, load)
 
 
 def kill(settings: Settings, service: str) -> float:

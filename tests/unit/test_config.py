@@ -40,11 +40,20 @@ def test_keyword_overrides_win_over_environment() -> None:
         ({"KAFKA_SCAN_STARTUP_MODE": "sometimes"}, "unknown mode"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "host:port"),
         ({"STATE_BACKEND": "memory"}, "rocksdb or hashmap"),
+        ({"ATTRIBUTION_MODELS": "first_click,time_decay"}, "ATTRIBUTION_MODELS must list one or more of"),
+        ({"ATTRIBUTION_MODELS": "linear,linear"}, "once each"),
+        ({"ATTRIBUTION_MODELS": " , "}, "ATTRIBUTION_MODELS"),
     ],
 )
 def test_bad_values_fail_with_the_variable_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_attribution_models_are_read_in_order_with_spaces_allowed() -> None:
+    assert Settings.from_env({}).models == ("first_click",)
+    models = Settings.from_env({"ATTRIBUTION_MODELS": "linear, first_click"}).models
+    assert models == ("linear", "first_click")
 
 
 def test_every_setting_has_an_env_var_and_is_described() -> None:

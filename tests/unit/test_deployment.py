@@ -47,7 +47,8 @@ from attribution.config import PROJECT_ROOT, Settings
 from tests.driver import load_driver
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-DASHBOARD = PROJECT_ROOT / "grafana" / "dashboards" / "checkout-attribution.json"
+GRAFANA = PROJECT_ROOT / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "checkout-attribution.json"
 DOCKERFILES = sorted((PROJECT_ROOT / "container").glob("*/Dockerfile"))
 K8S = PROJECT_ROOT / "k8s"
 README = PROJECT_ROOT / "README.md"
@@ -1081,9 +1082,36 @@ def test_prometheus_configs_are_valid(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def dashboard_metric_names() -> set[str]:
+def provisioned_datasources() -> dict[str, dict]:
+    """Grafana's provisioned data sources by uid."""
+    files = sorted((GRAFANA / "provisioning" / "datasources").glob("*.yml"))
+    return {ds["uid"]: ds for f in files for ds in yaml.safe_load(f.read_text())["datasources"]}
+
+
+def target_datasource(panel: dict, target: dict) -> dict:
+    """A target's data source: its own, else its panel's, else the default one."""
+    default = next(ds for ds in provisioned_datasources().values() if ds.get("isDefault"))
+    return (
+        target.get("datasource")
+        or panel.get("datasource")
+        or {"type": default["type"], "uid": default["uid"]}
+    )
+
+
+def dashboard_targets(datasource_type: str) -> list[dict]:
+    """The dashboard's queries that run on a data source of this type."""
     dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    return [
+        t
+        for p in dashboard["panels"]
+        for t in p.get("targets", [])
+        if target_datasource(p, t)["type"] == datasource_type
+    ]
+
+
+def dashboard_metric_names() -> set[str]:
+    """The Flink metrics the dashboard's Prometheus queries read (the SQL of other panels is not PromQL)."""
+    exprs = [t["expr"] for t in dashboard_targets("prometheus")]
     return {m for e in exprs for m in re.findall(r"\b(flink_[A-Za-z0-9_]+)", e)}
 
 
@@ -1093,6 +1121,7 @@ def test_dashboard_is_provisioned_and_queries_flink_metrics() -> None:
     for topic in (
         "Checkouts",
         "Attributed",
+        "Attribution models",
         "Malformed",
         "Late",
         "lag",
@@ -1103,8 +1132,56 @@ def test_dashboard_is_provisioned_and_queries_flink_metrics() -> None:
     ):
         assert topic.lower() in titles.lower(), topic
     assert dashboard_metric_names()
-    provider = yaml.safe_load((PROJECT_ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_dashboard_uses_provisioned_datasources_only() -> None:
+    provisioned = provisioned_datasources()
+    assert [ds["uid"] for ds in provisioned.values() if ds.get("isDefault")] == ["prometheus"]
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            datasource = target_datasource(panel, target)
+            assert datasource["uid"] in provisioned, (panel["title"], datasource)
+            assert provisioned[datasource["uid"]]["type"] == datasource["type"], (panel["title"], datasource)
+            if datasource["type"] == "prometheus":
+                assert target.get("expr") and not target.get("rawSql"), panel["title"]
+
+
+def test_attribution_models_panel_reads_the_view_postgres_init_creates(compose: dict) -> None:
+    from attribution.provision import schema_sql
+
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    (panel,) = [p for p in panels if p["title"] == "Attribution models"]
+    rows = {p["title"]: p["gridPos"]["y"] for p in panels if p["type"] == "row"}
+    assert rows["Business"] < panel["gridPos"]["y"] < rows["Flink"], "in the Business row"
+    assert panel["type"] == "table"
+    (target,) = panel["targets"]
+    assert target["format"] == "table" and target["rawQuery"] and target["editorMode"] == "code"
+    datasource = provisioned_datasources()[target_datasource(panel, target)["uid"]]
+    assert datasource["type"] == "grafana-postgresql-datasource"  # built in; `postgres` is its old alias
+    # The view as the schema creates it with the default settings (the Compose stack's).
+    schema = schema_sql(Settings.from_env({}))
+    views = dict(re.findall(r"CREATE (?:OR REPLACE )?VIEW\s+([\w.]+)\s+AS\b(.*?);\n\n", schema, re.DOTALL))
+    queried = re.fullmatch(r"SELECT \* FROM ([\w.]+)", target["rawSql"].strip())
+    assert queried is not None and queried[1] == "commerce.attribution_model_comparison", target["rawSql"]
+    assert queried[1] in views, sorted(views)
+    for override in panel["fieldConfig"]["overrides"]:
+        column = override["matcher"]["options"]
+        assert re.search(rf"\b{column}\b", views[queried[1]]), f"the view has no column {column}"
+    # Grafana reaches the postgres service with its credentials: the variables the provisioning
+    # file reads are set on the grafana service, to the values the postgres service gets.
+    services = compose["services"]
+    host, _, port = datasource["url"].partition(":")
+    assert host in services and port == "5432"
+    assert datasource["jsonData"]["database"] == "$POSTGRES_DB" and datasource["user"] == "$POSTGRES_USER"
+    assert datasource["secureJsonData"]["password"] == "$POSTGRES_PASSWORD" and "password" not in datasource
+    grafana, postgres = services["grafana"]["environment"], services[host]["environment"]
+    read = re.findall(r"\$\{?(\w+)", json.dumps(datasource))
+    assert read
+    for name in read:
+        assert grafana.get(name) == postgres[name], name
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------

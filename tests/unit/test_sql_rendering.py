@@ -204,6 +204,6 @@ def test_window_and_bound_follow_the_configuration() -> None:
 
 def test_script_joins_statements(rendered: sql.JobSql) -> None:
     script = rendered.script()
-    assert script.count("CREATE TABLE") == 6
+    assert script.count("CREATE TABLE") == 8  # 3 sources, 3 model sinks (every one declared), 2 more sinks
     assert script.count("CREATE TEMPORARY VIEW") == 7
     assert script.count("INSERT INTO") == 8  # the result, the dead letters, six metric taps
