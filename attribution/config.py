@@ -76,7 +76,8 @@ class Settings:
     linear_sink_table: str = _setting(
         "LINEAR_SINK_TABLE",
         "commerce.attribution_touches",
-        "Result table of the linear model, one row per checkout_id and qualifying click",
+        "Result view of the linear model, one row per checkout_id and qualifying click (the job "
+        "writes the table <LINEAR_SINK_TABLE>_clicks)",
     )
     dead_letter_table: str = _setting(
         "DEAD_LETTER_TABLE", "commerce.dead_letters", "Rejected records with the reason"
@@ -197,6 +198,11 @@ class Settings:
             "last_click": self.last_click_sink_table,
             "linear": self.linear_sink_table,
         }
+
+    @property
+    def linear_clicks_table(self) -> str:
+        """The table the linear model's job writes; LINEAR_SINK_TABLE is a view of it."""
+        return f"{self.linear_sink_table}_clicks"
 
     @property
     def stack_path(self) -> Path:

@@ -29,7 +29,7 @@ TABLE_TEMPLATES = (
     "source/checkouts.sql",
     "source/users.sql",
     "sink/attributed_checkouts.sql",
-    "sink/attribution_touches.sql",
+    "sink/attribution_touch_clicks.sql",
     "sink/dead_letters.sql",
     "sink/metrics.sql",
 )
@@ -51,7 +51,7 @@ PRODUCTION_SOURCES = {"clicks": "clicks_raw", "checkouts": "checkouts_raw", "use
 PRODUCTION_SINKS = {
     "attributed_checkouts": "attributed_checkouts",
     "attributed_checkouts_last_click": "attributed_checkouts_last_click",
-    "attribution_touches": "attribution_touches",
+    "attribution_touch_clicks": "attribution_touch_clicks",
     "dead_letters": "dead_letters",
     "metrics": "job_metrics",
 }
@@ -173,7 +173,11 @@ CLIENT_VIEWS = (
     "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload FROM checkouts_checked\n"
     "WHERE reject_reason IS NOT NULL",
 )
-SINK_TEMPLATES = ("sink/attributed_checkouts.sql", "sink/attribution_touches.sql", "sink/dead_letters.sql")
+SINK_TEMPLATES = (
+    "sink/attributed_checkouts.sql",
+    "sink/attribution_touch_clicks.sql",
+    "sink/dead_letters.sql",
+)
 
 
 def sql_client_init(settings: Settings) -> str:

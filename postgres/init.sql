@@ -82,42 +82,48 @@ CREATE OR REPLACE TRIGGER {{ function }}
 
 {{ keep_better_attribution(cfg.last_click_sink_table, 'keep_latest_attribution', '<') }}
 
--- linear: one row per qualifying click, each with an equal share of the checkout's amount. A
--- checkout with no qualifying click has no rows.
-CREATE TABLE IF NOT EXISTS {{ cfg.linear_sink_table }} (
+-- linear: one row per qualifying click, each with an equal share of the checkout's amount. The job
+-- writes each qualifying click once (upserted by checkout_id and click_id); the view below counts
+-- a checkout's rows when it is read, so the credits of a checkout always add up to its amount,
+-- even while a click that arrived out of order is being added. No row: no qualifying click.
+CREATE TABLE IF NOT EXISTS {{ cfg.linear_clicks_table }} (
     checkout_id VARCHAR NOT NULL,
     click_id VARCHAR NOT NULL,
     click_time TIMESTAMP,
-    credit DECIMAL(21, 13),  -- total_amount / touches, as Flink divides DECIMAL(10, 2) by INT
-    touches INT NOT NULL,  -- qualifying clicks of the checkout
-    -- Added by this project:
+    total_amount DECIMAL(10, 2),
     product_id VARCHAR,
     checkout_time TIMESTAMP,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (checkout_id, click_id)
 );
 
-CREATE INDEX IF NOT EXISTS {{ name_of(cfg.linear_sink_table) }}_checkout_time
-    ON {{ cfg.linear_sink_table }} (checkout_time);
+CREATE INDEX IF NOT EXISTS {{ name_of(cfg.linear_clicks_table) }}_checkout_time
+    ON {{ cfg.linear_clicks_table }} (checkout_time);
 
--- Within the job a checkout's touches only grow. A replay after recovery can resend a smaller
--- count for a while; this trigger keeps the larger one, so no credit goes back to a stale share.
-CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_sink_table) }}.keep_most_touches() RETURNS trigger
+-- A click written again (a replay, a duplicate) keeps its earliest qualifying time.
+CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_earliest_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.touches < OLD.touches THEN
-        NEW.touches := OLD.touches;
-        NEW.credit := OLD.credit;
-        NEW.click_time := OLD.click_time;
-    END IF;
+    NEW.click_time := LEAST(OLD.click_time, NEW.click_time);
     NEW.updated_at := clock_timestamp();
     RETURN NEW;
 END
 $$;
 
-CREATE OR REPLACE TRIGGER keep_most_touches
-    BEFORE UPDATE ON {{ cfg.linear_sink_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_sink_table) }}.keep_most_touches();
+CREATE OR REPLACE TRIGGER keep_earliest_touch
+    BEFORE UPDATE ON {{ cfg.linear_clicks_table }}
+    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_earliest_touch();
+
+-- touches: the checkout's qualifying clicks; credit: total_amount / touches, as Flink would divide
+-- DECIMAL(10, 2) by INT (DECIMAL(21, 13), half up).
+CREATE OR REPLACE VIEW {{ cfg.linear_sink_table }} AS
+SELECT
+    checkout_id, click_id, click_time,
+    round(total_amount::numeric(38, 30) / count(*) OVER checkout, 13)::numeric(21, 13) AS credit,
+    (count(*) OVER checkout)::int AS touches,
+    product_id, checkout_time, updated_at
+FROM {{ cfg.linear_clicks_table }}
+WINDOW checkout AS (PARTITION BY checkout_id);
 
 -- The models side by side (`make status`, the Grafana panel "Attribution models"): every model
 -- attributes the same checkouts (those with a qualifying click), so share and revenue agree; they

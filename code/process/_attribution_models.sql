@@ -42,38 +42,19 @@ FROM {{ view }} AS f;
 {{ one_click('last_click', 'attributed_checkouts_last_click', 'DESC') }}
 {%- endmacro %}
 
-{#- linear: every qualifying click gets total_amount / touches. #}
+{#- linear: every qualifying click gets an equal share of total_amount. The job writes each
+    qualifying click of a checkout once; the view LINEAR_SINK_TABLE (postgres/init.sql) gives each
+    row `touches` (the checkout's rows) and `credit` (total_amount / touches) when it is read. So a
+    click that arrives out of order changes every row of its checkout at once, nothing is left
+    stale, and a checkout's n clicks cost n writes, not one rewrite of every row per click. #}
 {% macro linear() -%}
--- Each qualifying click once per checkout (a checkout or a click delivered twice repeats a
--- candidate), at its earliest time.
-CREATE TEMPORARY VIEW checkout_click_touches AS
-SELECT
-    checkout_id, click_id, MIN(click_time) AS click_time, MAX(product_id) AS product_id,
-    MAX(checkout_time) AS checkout_time, MAX(details.total_amount) AS total_amount
-FROM click_candidates
-WHERE click_id IS NOT NULL
-GROUP BY checkout_id, click_id;
-
--- How many clicks share the checkout's credit. Counted from the candidates themselves, so that
--- a repeated candidate never takes the count down and back up (a count over the step above would).
-CREATE TEMPORARY VIEW checkout_touch_counts AS
-SELECT checkout_id, CAST(COUNT(DISTINCT click_id) AS INT) AS touches
-FROM click_candidates
-WHERE click_id IS NOT NULL
-GROUP BY checkout_id;
-
--- One row per touch with its equal share; a checkout without a qualifying click has none. A
--- click that arrives out of order raises the count, and the join re-emits every touch of the
--- checkout with the new share: as updates (both inputs are keyed by checkout_id), never as a
--- delete and an insert, so the JDBC sink writes upserts only.
+-- Upserted by (checkout_id, click_id): a checkout or a click delivered twice writes its row again.
 CREATE TEMPORARY VIEW linear_touches AS
-SELECT
-    t.checkout_id, t.click_id, t.click_time, t.total_amount / n.touches AS credit, n.touches,
-    t.product_id, t.checkout_time
-FROM checkout_click_touches AS t
-JOIN checkout_touch_counts AS n ON n.checkout_id = t.checkout_id;
+SELECT checkout_id, click_id, click_time, details.total_amount AS total_amount, product_id, checkout_time
+FROM click_candidates
+WHERE click_id IS NOT NULL;
 
-INSERT INTO {{ sink('attribution_touches') }}
-SELECT checkout_id, click_id, click_time, credit, touches, product_id, checkout_time
+INSERT INTO {{ sink('attribution_touch_clicks') }}
+SELECT checkout_id, click_id, click_time, total_amount, product_id, checkout_time
 FROM linear_touches;
 {%- endmacro %}

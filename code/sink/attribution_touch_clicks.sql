@@ -1,15 +1,15 @@
 {% from "sink/_jdbc.sql" import jdbc_options, sink_options with context %}
--- The linear model: one row per checkout and qualifying click, upserted.
-CREATE TABLE attribution_touches (
+-- The linear model: each qualifying click of a checkout, upserted by (checkout_id, click_id). The
+-- view LINEAR_SINK_TABLE adds touches and credit (postgres/init.sql).
+CREATE TABLE attribution_touch_clicks (
     checkout_id STRING,
     click_id STRING,
     click_time TIMESTAMP(3),
-    credit DECIMAL(21, 13),
-    touches INT,
+    total_amount DECIMAL(10, 2),
     product_id STRING,
     checkout_time TIMESTAMP(3),
     PRIMARY KEY (checkout_id, click_id) NOT ENFORCED
 ) WITH (
-    {{ jdbc_options(cfg.linear_sink_table) }},
+    {{ jdbc_options(cfg.linear_clicks_table) }},
     {{ sink_options() }}
 )
