@@ -129,12 +129,6 @@ def with_job_models(settings: Settings, intent: keeper.Intent | None) -> Setting
     return dataclasses.replace(settings, attribution_models=models) if models else settings
 
 
-def model_comparison_view(settings: Settings) -> str:
-    """The view postgres/init.sql creates beside the result table: one row per attribution model."""
-    schema = settings.sink_table.split(".")[0] if "." in settings.sink_table else "public"
-    return f"{schema}.attribution_model_comparison"
-
-
 def model_comparison(settings: Settings, conn: Any) -> list[tuple]:
     """The enabled models' rows of the comparison view, in ATTRIBUTION_MODELS order; none when the
     schema predates the view (`make up` creates it)."""
@@ -145,7 +139,7 @@ def model_comparison(settings: Settings, conn: Any) -> list[tuple]:
             cur.execute(
                 "SELECT model, checkouts, attributed_checkouts, attributed_share, attributed_revenue,"
                 " avg_minutes_click_to_checkout, clicks_credited_per_checkout"
-                f" FROM {model_comparison_view(settings)}"
+                f" FROM {settings.model_comparison_view}"
                 " WHERE model = ANY(%s)",
                 (list(settings.models),),
             )

@@ -200,6 +200,12 @@ class Settings:
         }
 
     @property
+    def model_comparison_view(self) -> str:
+        """The view postgres/init.sql creates beside SINK_TABLE: one row per attribution model."""
+        schema = self.sink_table.split(".")[0] if "." in self.sink_table else "public"
+        return f"{schema}.attribution_model_comparison"
+
+    @property
     def linear_clicks_table(self) -> str:
         """The table the linear model's job writes; LINEAR_SINK_TABLE is a view of it."""
         return f"{self.linear_sink_table}_clicks"

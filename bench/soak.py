@@ -87,6 +87,20 @@ def sample(settings: Settings, job_id: str, since: float) -> dict:
     }
 
 
+def state_by_operator(settings: Settings, job_id: str) -> dict[str, float]:
+    """MiB of state per job vertex in the latest completed checkpoint (for docs/scaling.md)."""
+    latest = (job.rest_get(settings, f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")
+    if not latest:
+        return {}
+    names = {v["id"]: v["name"] for v in job.rest_get(settings, f"/jobs/{job_id}")["vertices"]}
+    details = job.rest_get(settings, f"/jobs/{job_id}/checkpoints/details/{latest['id']}")
+    return {
+        names.get(vertex, vertex)[:60]: round(task.get("state_size", 0) / 2**20, 2)
+        for vertex, task in details.get("tasks", {}).items()
+        if task.get("state_size")
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "second_half_heap_mib_median": statistics.median(s["heap_mib"] for s in window_full),
         "gc_during_run": gc_during(gc_before, samples[-1]["gc"]),
+        "state_mib_by_operator_at_end": state_by_operator(settings, job_id),
     }
     out = Path(settings.stack_dir) / "bench" / f"soak-{int(time.time())}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"second half: state {summary['second_half_state_mib']} MiB, heap median "
         f"{summary['second_half_heap_mib_median']} MiB\n"
-        f"garbage collections during the run: {summary['gc_during_run']}\nsaved {out}"
+        f"garbage collections during the run: {summary['gc_during_run']}\n"
+        f"state by operator at the end (MiB): {summary['state_mib_by_operator_at_end']}\nsaved {out}"
     )
     return 0
 

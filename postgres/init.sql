@@ -125,6 +125,20 @@ SELECT
 FROM {{ cfg.linear_clicks_table }}
 WINDOW checkout AS (PARTITION BY checkout_id);
 
+-- DELETE on the view deletes the touches from the table (a view with a window function is not
+-- updatable by itself).
+CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.delete_touch() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {{ cfg.linear_clicks_table }} WHERE checkout_id = OLD.checkout_id AND click_id = OLD.click_id;
+    RETURN OLD;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER delete_touch
+    INSTEAD OF DELETE ON {{ cfg.linear_sink_table }}
+    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.delete_touch();
+
 -- The models side by side (`make status`, the Grafana panel "Attribution models"): every model
 -- attributes the same checkouts (those with a qualifying click), so share and revenue agree; they
 -- differ in which clicks get the credit (minutes from the credited click, clicks sharing it). The

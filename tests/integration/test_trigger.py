@@ -1,11 +1,13 @@
-"""The keep_earliest_attribution trigger on its own, in the real Postgres: whatever order the job's
-upserts arrive in (a replay, a duplicate after its state expired), a row never gets worse."""
+"""The result tables' triggers on their own, in the real Postgres: whatever order the job's upserts
+arrive in (a replay, a duplicate after its state expired), a row never gets worse; and the linear
+model's view."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg2
 import pytest
@@ -83,19 +85,23 @@ def test_a_known_user_name_is_kept_when_a_later_write_has_none(upsert: Upsert) -
 
 def test_ties_ignore_a_linguistic_database_collation(settings: Settings) -> None:
     """The Compose image's databases default to en_US: the trigger compares COLLATE "C" anyway.
-    Needs the OS locale en_US.UTF-8 (.ci/run generates it)."""
-    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
-        try:
-            cur.execute("CREATE COLLATION IF NOT EXISTS test_en_us (provider = libc, locale = 'en_US.utf8')")
-        except psycopg2.Error as error:
-            pytest.skip(f"no en_US.UTF-8 locale on this machine ({error.pgerror}); .ci/run installs it")
-        cur.execute("""SELECT 'B' < 'a' COLLATE test_en_us, 'B' < 'a' COLLATE "C" """)
-        assert cur.fetchall()[0] == (False, True)  # the two orders differ on these ids
-        checkout = new_id()
-        cur.execute(
-            f"ALTER TABLE {settings.sink_table} ALTER COLUMN click_id TYPE VARCHAR COLLATE test_en_us"
-        )
-        try:
+    Needs the OS locale en_US.UTF-8 (.ci/run generates it). Everything it changes is rolled back."""
+    conn = psycopg2.connect(settings.psycopg_dsn())
+    try:
+        with conn.cursor() as cur:
+            try:
+                cur.execute(
+                    "CREATE COLLATION IF NOT EXISTS test_en_us (provider = libc, locale = 'en_US.utf8')"
+                )
+            except psycopg2.Error as error:
+                pytest.skip(f"no en_US.UTF-8 locale on this machine ({error.pgerror}); .ci/run installs it")
+            cur.execute("""SELECT 'B' < 'a' COLLATE test_en_us, 'B' < 'a' COLLATE "C" """)
+            assert cur.fetchall()[0] == (False, True)  # the two orders differ on these ids
+            checkout = new_id()
+            cur.execute(f"DROP VIEW {settings.model_comparison_view}")  # it reads the column
+            cur.execute(
+                f"ALTER TABLE {settings.sink_table} ALTER COLUMN click_id TYPE VARCHAR COLLATE test_en_us"
+            )
             for click in ("a", "B", "a"):
                 cur.execute(
                     f"""INSERT INTO {settings.sink_table} (checkout_id, click_id, click_time, checkout_time)
@@ -105,8 +111,67 @@ def test_ties_ignore_a_linguistic_database_collation(settings: Settings) -> None
                 )
             cur.execute(f"SELECT click_id FROM {settings.sink_table} WHERE checkout_id = %s", (checkout,))
             assert cur.fetchall()[0] == ("B",)
-        finally:
+    finally:
+        conn.rollback()  # the view, the column's collation, the rows: as they were
+        conn.close()
+
+
+def test_last_click_keeps_the_later_click_and_never_a_null(settings: Settings) -> None:
+    checkout = new_id()
+    early, late = T.replace(second=1), T.replace(second=2)
+    written = []
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        for click_id, click_time in [("a", late), ("z", early), (None, None), ("b", late)]:
             cur.execute(
-                f'ALTER TABLE {settings.sink_table} ALTER COLUMN click_id TYPE VARCHAR COLLATE "default"'
+                f"""INSERT INTO {settings.last_click_sink_table}
+                        (checkout_id, user_id, click_id, product_id, checkout_time, click_time)
+                    VALUES (%s, 1, %s, 'p', %s, %s)
+                    ON CONFLICT (checkout_id) DO UPDATE SET
+                        click_id = EXCLUDED.click_id, click_time = EXCLUDED.click_time""",
+                (checkout, click_id, T, click_time),
             )
+            cur.execute(
+                f"SELECT click_id FROM {settings.last_click_sink_table} WHERE checkout_id = %s", (checkout,)
+            )
+            written.append(cur.fetchall()[0][0])
+    conn.close()
+    # z is earlier: kept out; NULL never replaces a click; b ties a in time and is larger.
+    assert written == ["a", "a", "a", "b"]
+
+
+def test_linear_view_shares_the_amount_over_the_rows_present_and_deletes_through(
+    settings: Settings,
+) -> None:
+    """The job writes each touch once; the view counts a checkout's rows when read. A touch
+    written again keeps its earliest time, and DELETE on the view deletes from the table."""
+    checkout = new_id()
+
+    def touch(click_id: str, second: int) -> None:
+        cur.execute(
+            f"""INSERT INTO {settings.linear_clicks_table}
+                    (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
+                VALUES (%s, %s, %s, 10.00, 'p', %s)
+                ON CONFLICT (checkout_id, click_id) DO UPDATE SET click_time = EXCLUDED.click_time""",
+            (checkout, click_id, T.replace(second=second), T),
+        )
+
+    def served() -> list[tuple]:
+        cur.execute(
+            f"SELECT click_id, click_time, credit, touches FROM {settings.linear_sink_table} "
+            "WHERE checkout_id = %s ORDER BY click_id",
+            (checkout,),
+        )
+        return cur.fetchall()
+
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        touch("a", 5)
+        touch("b", 6)
+        assert [(c, n) for _, _, c, n in served()] == [(Decimal("5.0000000000000"), 2)] * 2
+        touch("c", 7)
+        touch("a", 9)  # written again, later: the earliest time stays
+        rows = served()
+        assert [r[0] for r in rows] == ["a", "b", "c"] and rows[0][1] == T.replace(second=5)
+        assert {(c, n) for _, _, c, n in rows} == {(Decimal("3.3333333333333"), 3)}
+        cur.execute(f"DELETE FROM {settings.linear_sink_table} WHERE checkout_id = %s", (checkout,))
+        assert served() == []
     conn.close()

@@ -97,6 +97,34 @@ def test_the_rule_is_a_chain_of_named_steps_without_instrumentation(rendered: sq
         assert not re.search(r"COUNTED|OBSERVED_LATENCY|CURRENT_WATERMARK", code(statement)), statement
 
 
+def test_each_model_adds_its_own_steps_and_sink_and_the_default_is_first_click_alone() -> None:
+    def rule(models: str) -> tuple[str, ...]:
+        settings = Settings.from_env({"ATTRIBUTION_MODELS": models})
+        return sql.template_statements(("process/attribute_checkouts.sql",), settings)
+
+    def targets(statements: tuple[str, ...]) -> list[str]:
+        return [re.findall(r"^INSERT INTO (\w+)", s)[0] for s in statements if sql.is_insert(s)]
+
+    default = rule("first_click")
+    assert sql.template_statements(("process/attribute_checkouts.sql",), Settings.from_env({})) == default
+    assert targets(default) == ["attributed_checkouts"]
+    every = rule("linear,first_click,last_click")
+    assert targets(every) == [
+        "attribution_touch_clicks",
+        "attributed_checkouts",
+        "attributed_checkouts_last_click",
+    ]
+    # The first_click statements are the same text with or without the other models.
+    assert set(default) <= set(every)
+    for statement in every:
+        assert not re.search(r"COUNTED|OBSERVED_LATENCY|CURRENT_WATERMARK", code(statement)), statement
+
+
+def test_a_comment_line_ending_in_a_semicolon_is_refused() -> None:
+    with pytest.raises(ValueError, match="comment line ends with ';'"):
+        sql.statements("SELECT 1;\n-- note;\nSELECT 2")
+
+
 def test_the_metrics_tap_the_steps_into_their_own_sink(rendered: sql.JobSql) -> None:
     taps = sql.template_statements(("process/metrics.sql",), Settings.from_env({}))
     assert taps and all(sql.is_insert(t) and t.startswith("INSERT INTO job_metrics") for t in code_all(taps))
