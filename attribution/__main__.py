@@ -136,6 +136,7 @@ def model_comparison(settings: Settings, conn: Any) -> list[tuple]:
 
     try:
         with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '5s'")  # it scans the result tables
             cur.execute(
                 "SELECT model, checkouts, attributed_checkouts, attributed_share, attributed_revenue,"
                 " avg_minutes_click_to_checkout, clicks_credited_per_checkout"
@@ -332,7 +333,10 @@ COMMANDS = {
     "cancel": (cmd_cancel, "cancel the running job (its last checkpoint is kept)"),
     "datagen": (cmd_datagen, "start the generator in the background; arguments after -- go to it"),
     "run": (cmd_run, "up, then the job (before any event: a restore is only safe then), then the generator"),
-    "status": (cmd_status, "services (state, restarts), the job, business figures and row counts"),
+    "status": (
+        cmd_status,
+        "services (state, restarts), the job, business figures, row counts, the attribution models",
+    ),
     "down": (cmd_down, "stop everything the stack started"),
     "psql": (cmd_psql, "open psql (bundled with the embedded Postgres) on the pipeline's database"),
     "init": (cmd_init, "create the schema and the topics on the configured Postgres and Kafka (Compose)"),

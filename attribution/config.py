@@ -295,6 +295,19 @@ class Settings:
                 f"ATTRIBUTION_MODELS must list one or more of {', '.join(ATTRIBUTION_MODELS)} once each, "
                 f"got {self.attribution_models!r}"
             )
+        tables = {
+            "USERS_TABLE": self.users_table,
+            "PRODUCTS_TABLE": self.products_table,
+            "SINK_TABLE": self.sink_table,
+            "LAST_CLICK_SINK_TABLE": self.last_click_sink_table,
+            "LINEAR_SINK_TABLE": self.linear_sink_table,
+            "LINEAR_SINK_TABLE + _clicks": self.linear_clicks_table,
+            "DEAD_LETTER_TABLE": self.dead_letter_table,
+        }
+        for env, table in tables.items():
+            same = [other for other, name in tables.items() if name == table and other != env]
+            if same:
+                raise ConfigError(f"{env} and {same[0]} name the same table {table!r}: each needs its own")
         if self.state_backend not in {"rocksdb", "hashmap"}:
             raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")
         if ":" not in self.kafka_bootstrap_servers:

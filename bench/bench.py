@@ -970,7 +970,7 @@ ONLY = [*BENCHMARKS, *(f"{b}-{d}" for b in PAIRED for d in DESIGNS)]
 
 
 def selection(only: list[str] | None) -> dict[str, list[str]]:
-    """Benchmark -> designs to run ([""] for the others): "burst" is both designs, "burst-job" one."""
+    """Benchmark -> designs to run ([""] for the others): "burst" is every design, "burst-job" one."""
     chosen: dict[str, list[str]] = {}
     for choice in only or BENCHMARKS:
         name, _, design = choice.partition("-")

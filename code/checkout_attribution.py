@@ -102,10 +102,11 @@ def define_pipeline(
     `sources` names the tables to read: "clicks" and "checkouts" (raw events: payload,
     kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, and the time columns of
     source/_event_time.sql) and "users" (id, username; a lookup table, since the enrichment is a
-    processing-time lookup join). `sinks` names the tables to write: "attributed_checkouts",
-    "dead_letters" and "metrics". Production passes the tables of create_production_tables(); the
-    unit tests pass bounded inputs and collecting outputs. `outputs` are the templates after
-    parsing (a benchmark replaces them with its own).
+    processing-time lookup join). `sinks` names the tables to write (sql.PRODUCTION_SINKS): one per
+    attribution model ("attributed_checkouts", "attributed_checkouts_last_click",
+    "attribution_touch_clicks"), "dead_letters" and "metrics". Production passes the tables of
+    create_production_tables(); the unit tests pass bounded inputs and collecting outputs.
+    `outputs` are the templates after parsing (a benchmark replaces them with its own).
 
     Views are registered as Table objects, not with CREATE TEMPORARY VIEW: a view that several
     statements read (the parsed events, each step the metrics tap) is then planned once and its

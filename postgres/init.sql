@@ -83,46 +83,54 @@ CREATE OR REPLACE TRIGGER {{ function }}
 {{ keep_better_attribution(cfg.last_click_sink_table, 'keep_latest_attribution', '<') }}
 
 -- linear: one row per qualifying click, each with an equal share of the checkout's amount. The job
--- writes each qualifying click once (upserted by checkout_id and click_id); the view below counts
--- a checkout's rows when it is read, so the credits of a checkout always add up to its amount,
--- even while a click that arrived out of order is being added. No row: no qualifying click.
+-- writes each qualifying click (upserted by checkout_id, click_id and click_time: a repeat writes
+-- the same row); the view below counts a checkout's clicks when it is read, so the credits of a
+-- checkout always add up to its amount, even while a click that arrived out of order is being
+-- added. No row: no qualifying click.
 CREATE TABLE IF NOT EXISTS {{ cfg.linear_clicks_table }} (
     checkout_id VARCHAR NOT NULL,
     click_id VARCHAR NOT NULL,
-    click_time TIMESTAMP,
+    click_time TIMESTAMP NOT NULL,
     total_amount DECIMAL(10, 2),
     product_id VARCHAR,
     checkout_time TIMESTAMP,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (checkout_id, click_id)
+    PRIMARY KEY (checkout_id, click_id, click_time)
 );
 
 CREATE INDEX IF NOT EXISTS {{ name_of(cfg.linear_clicks_table) }}_checkout_time
     ON {{ cfg.linear_clicks_table }} (checkout_time);
 
--- A click written again (a replay, a duplicate) keeps its earliest qualifying time.
-CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_earliest_touch() RETURNS trigger
+-- A checkout delivered again keeps what its first delivery wrote (as the ranked models do).
+CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_first_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.click_time := LEAST(OLD.click_time, NEW.click_time);
+    NEW.total_amount := OLD.total_amount;
+    NEW.product_id := OLD.product_id;
+    NEW.checkout_time := OLD.checkout_time;
     NEW.updated_at := clock_timestamp();
     RETURN NEW;
 END
 $$;
 
-CREATE OR REPLACE TRIGGER keep_earliest_touch
+CREATE OR REPLACE TRIGGER keep_first_touch
     BEFORE UPDATE ON {{ cfg.linear_clicks_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_earliest_touch();
+    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_first_touch();
 
--- touches: the checkout's qualifying clicks; credit: total_amount / touches, as Flink would divide
--- DECIMAL(10, 2) by INT (DECIMAL(21, 13), half up).
+-- Each click once, at its earliest qualifying time; touches: the checkout's clicks; credit:
+-- total_amount / touches, as Flink would divide DECIMAL(10, 2) by INT (DECIMAL(21, 13), half up).
 CREATE OR REPLACE VIEW {{ cfg.linear_sink_table }} AS
 SELECT
     checkout_id, click_id, click_time,
     round(total_amount::numeric(38, 30) / count(*) OVER checkout, 13)::numeric(21, 13) AS credit,
     (count(*) OVER checkout)::int AS touches,
     product_id, checkout_time, updated_at
-FROM {{ cfg.linear_clicks_table }}
+FROM (
+    SELECT DISTINCT ON (checkout_id, click_id)
+        checkout_id, click_id, click_time, total_amount, product_id, checkout_time, updated_at
+    FROM {{ cfg.linear_clicks_table }}
+    ORDER BY checkout_id, click_id, click_time
+) AS touch
 WINDOW checkout AS (PARTITION BY checkout_id);
 
 -- DELETE on the view deletes the touches from the table (a view with a window function is not

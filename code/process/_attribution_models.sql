@@ -43,12 +43,13 @@ FROM {{ view }} AS f;
 {%- endmacro %}
 
 {#- linear: every qualifying click gets an equal share of total_amount. The job writes each
-    qualifying click of a checkout once; the view LINEAR_SINK_TABLE (postgres/init.sql) gives each
+    qualifying click of a checkout; the view LINEAR_SINK_TABLE (postgres/init.sql) gives each
     row `touches` (the checkout's rows) and `credit` (total_amount / touches) when it is read. So a
     click that arrives out of order changes every row of its checkout at once, nothing is left
     stale, and a checkout's n clicks cost n writes, not one rewrite of every row per click. #}
 {% macro linear() -%}
--- Upserted by (checkout_id, click_id): a checkout or a click delivered twice writes its row again.
+-- Upserted by (checkout_id, click_id, click_time): a checkout or a click delivered twice writes its
+-- row again; a click at two times is two rows, of which the view takes the earliest.
 CREATE TEMPORARY VIEW linear_touches AS
 SELECT checkout_id, click_id, click_time, details.total_amount AS total_amount, product_id, checkout_time
 FROM click_candidates

@@ -99,6 +99,7 @@ def test_jobmanager_killed_and_the_keeper_resubmits_from_the_checkpoint(settings
         run.send_all(rest, rng)
         poll(lambda: running_again(run, run.job_id), RECOVERY_SECONDS, "the keeper to resubmit the job")
         recovery = time.monotonic() - killed_at
+        recorded(run)
         restored_from = intent_of(settings).restore_from
         assert restored_from and run.job_id in restored_from, restored_from  # its own checkpoint
         assert_exact(run, load)
@@ -139,6 +140,7 @@ def test_broker_killed_the_keeper_drains_and_starts_fresh_on_the_new_broker(sett
         killed_at = kill(settings, "broker")
         poll(lambda: running_again(run, run.job_id), RECOVERY_SECONDS, "the job restarted on the new broker")
         recovery = time.monotonic() - killed_at
+        recorded(run)
         intent = intent_of(settings)
         assert intent.restore_from is None, intent  # no offsets of the old broker
         run.writer.close()
@@ -180,6 +182,12 @@ def test_a_job_the_user_stopped_stays_stopped(settings: Settings) -> None:
         keeper_looked_twice(settings)
         assert run.current_job_id() is None
         assert intent_of(settings).state == keeper.STOPPED
+
+
+def recorded(run: PipelineRun) -> None:
+    """Until the keeper has recorded the job now running: the job can be RUNNING a moment before
+    the keeper's submission returns and writes the intent."""
+    poll(lambda: intent_of(run.settings).job_id == run.current_job_id(), 60, "the keeper to record the job")
 
 
 def intent_of(settings: Settings) -> keeper.Intent:

@@ -139,27 +139,29 @@ def test_last_click_keeps_the_later_click_and_never_a_null(settings: Settings) -
     assert written == ["a", "a", "a", "b"]
 
 
-def test_linear_view_shares_the_amount_over_the_rows_present_and_deletes_through(
+def test_linear_view_shares_the_amount_over_the_clicks_present_and_deletes_through(
     settings: Settings,
 ) -> None:
-    """The job writes each touch once; the view counts a checkout's rows when read. A touch
-    written again keeps its earliest time, and DELETE on the view deletes from the table."""
+    """The job writes each touch (a repeat: the same row); the view counts a checkout's clicks
+    when read, each at its earliest time, and rounds half up at 13 places as Flink divides
+    DECIMAL(10, 2) by INT. DELETE on the view deletes from the table."""
     checkout = new_id()
 
-    def touch(click_id: str, second: int) -> None:
+    def touch(click_id: str, second: int, amount: str = "10.00", of: str = checkout) -> None:
         cur.execute(
             f"""INSERT INTO {settings.linear_clicks_table}
                     (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
-                VALUES (%s, %s, %s, 10.00, 'p', %s)
-                ON CONFLICT (checkout_id, click_id) DO UPDATE SET click_time = EXCLUDED.click_time""",
-            (checkout, click_id, T.replace(second=second), T),
+                VALUES (%s, %s, %s, %s, 'p', %s)
+                ON CONFLICT (checkout_id, click_id, click_time)
+                DO UPDATE SET total_amount = EXCLUDED.total_amount""",
+            (of, click_id, T.replace(second=second), Decimal(amount), T),
         )
 
-    def served() -> list[tuple]:
+    def served(of: str = checkout) -> list[tuple]:
         cur.execute(
             f"SELECT click_id, click_time, credit, touches FROM {settings.linear_sink_table} "
             "WHERE checkout_id = %s ORDER BY click_id",
-            (checkout,),
+            (of,),
         )
         return cur.fetchall()
 
@@ -168,10 +170,23 @@ def test_linear_view_shares_the_amount_over_the_rows_present_and_deletes_through
         touch("b", 6)
         assert [(c, n) for _, _, c, n in served()] == [(Decimal("5.0000000000000"), 2)] * 2
         touch("c", 7)
-        touch("a", 9)  # written again, later: the earliest time stays
+        touch("a", 9)  # the same click again, later: still one touch, at its earliest time
+        touch("a", 5, amount="99.00")  # a changed redelivery keeps the first amount
         rows = served()
         assert [r[0] for r in rows] == ["a", "b", "c"] and rows[0][1] == T.replace(second=5)
         assert {(c, n) for _, _, c, n in rows} == {(Decimal("3.3333333333333"), 3)}
         cur.execute(f"DELETE FROM {settings.linear_sink_table} WHERE checkout_id = %s", (checkout,))
         assert served() == []
+
+        # Half up: 20.00 / 3 = 6.66666666666666..., 0.01 / 4096 = 0.00000244140625 exactly.
+        thirds, halves = new_id(), new_id()
+        for i in range(3):
+            touch(f"c{i}", i, amount="20.00", of=thirds)
+        cur.execute(
+            f"""INSERT INTO {settings.linear_clicks_table} (checkout_id, click_id, click_time, total_amount)
+                SELECT %s, 'c' || i, %s, 0.01 FROM generate_series(1, 4096) AS i""",
+            (halves, T),
+        )
+        assert {c for _, _, c, _ in served(thirds)} == {Decimal("6.6666666666667")}
+        assert {(c, n) for _, _, c, n in served(halves)} == {(Decimal("0.0000024414063"), 4096)}
     conn.close()

@@ -43,6 +43,7 @@ def test_keyword_overrides_win_over_environment() -> None:
         ({"ATTRIBUTION_MODELS": "first_click,time_decay"}, "ATTRIBUTION_MODELS must list one or more of"),
         ({"ATTRIBUTION_MODELS": "linear,linear"}, "once each"),
         ({"ATTRIBUTION_MODELS": " , "}, "ATTRIBUTION_MODELS"),
+        ({"LAST_CLICK_SINK_TABLE": "commerce.attributed_checkouts"}, "SINK_TABLE and LAST_CLICK_SINK_TABLE"),
     ],
 )
 def test_bad_values_fail_with_the_variable_named(env: dict[str, str], message: str) -> None:
