@@ -19,6 +19,16 @@ from urllib.parse import urlparse
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def schema_of(table: str) -> str:
+    """The schema of a table name as the settings give it ("commerce.users"; unqualified: public)."""
+    return table.rsplit(".", 1)[0] if "." in table else "public"
+
+
+def unqualified(table: str) -> str:
+    """A table name without its schema."""
+    return table.rsplit(".", 1)[-1]
+
+
 # The attribution models the job can write (process/_attribution_models.sql).
 ATTRIBUTION_MODELS = ("first_click", "last_click", "linear")
 
@@ -202,8 +212,7 @@ class Settings:
     @property
     def model_comparison_view(self) -> str:
         """The view postgres/init.sql creates beside SINK_TABLE: one row per attribution model."""
-        schema = self.sink_table.split(".")[0] if "." in self.sink_table else "public"
-        return f"{schema}.attribution_model_comparison"
+        return f"{schema_of(self.sink_table)}.attribution_model_comparison"
 
     @property
     def linear_clicks_table(self) -> str:

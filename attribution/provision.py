@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from attribution.config import Settings
+from attribution.config import Settings, schema_of
 from attribution.templates import render_file
 
 
@@ -18,7 +18,7 @@ def schema_sql(settings: Settings) -> str:
         *settings.model_tables.values(),
         settings.dead_letter_table,
     )
-    schemas = sorted({table.split(".")[0] for table in tables if "." in table})
+    schemas = sorted({schema_of(table) for table in tables if "." in table})
     return render_file("postgres/init.sql", cfg=settings, schemas=schemas)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from attribution.config import PROJECT_ROOT
+from attribution.config import PROJECT_ROOT, schema_of, unqualified
 
 
 def sql_string(value: object) -> str:
@@ -49,6 +49,8 @@ def environment() -> jinja2.Environment:
     env.filters["sql_interval"] = sql_interval
     env.filters["supervisor_value"] = supervisor_value
     env.filters["supervisor_word"] = supervisor_word
+    env.filters["schema_of"] = schema_of
+    env.filters["unqualified"] = unqualified
     return env
 
 

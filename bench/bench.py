@@ -74,7 +74,7 @@ import psycopg2
 from kafka import KafkaProducer
 
 from attribution import job, provision, sql, stack, supervision
-from attribution.config import ATTRIBUTION_MODELS, Settings, settings_or_exit
+from attribution.config import ATTRIBUTION_MODELS, Settings, schema_of, settings_or_exit
 from datagen.gen_fake_data import EventGenerator, Pools, TrafficShape, uuid4_text
 from datagen.gen_fake_data import Producer as GeneratorProducer
 
@@ -583,8 +583,7 @@ def design_settings(settings: Settings, design: Design) -> Settings:
     settings = replace(settings, attribution_models=design.models)
     if design.sink_table is None:
         return settings
-    schema = settings.sink_table.rsplit(".", 1)[0] if "." in settings.sink_table else "public"
-    return replace(settings, sink_table=f"{schema}.{design.sink_table}")
+    return replace(settings, sink_table=f"{schema_of(settings.sink_table)}.{design.sink_table}")
 
 
 def check_original_templates(settings: Settings) -> None:
@@ -608,7 +607,7 @@ def create_original_table(settings: Settings) -> None:
     time of the row's last write, as the job's table has it: the bench reads the end of a run and
     each row's latency from it. postgres/init.sql does not create it: it is the bench's."""
     table = design_settings(settings, DESIGNS["original"]).sink_table
-    schema = table.rsplit(".", 1)[0] if "." in table else "public"
+    schema = schema_of(table)
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
             f"""

@@ -1,8 +1,6 @@
 -- Schema of the pipeline; idempotent (applied by every `make up` and the Compose `init` step).
 -- A superset of the original project's tables: its columns keep their names and types.
 -- Rendered with Jinja2 (attribution/provision.py): the table names are settings.
-{%- macro schema_of(table) %}{{ table.split('.')[0] if '.' in table else 'public' }}{% endmacro %}
-{%- macro name_of(table) %}{{ table.split('.')[-1] }}{% endmacro %}
 {% for schema in schemas %}
 CREATE SCHEMA IF NOT EXISTS {{ schema }};
 {%- endfor %}
@@ -40,7 +38,7 @@ CREATE TABLE IF NOT EXISTS {{ table }} (
     updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()  -- when the row was last written
 );
 
-CREATE INDEX IF NOT EXISTS {{ name_of(table) }}_checkout_time ON {{ table }} (checkout_time);
+CREATE INDEX IF NOT EXISTS {{ table | unqualified }}_checkout_time ON {{ table }} (checkout_time);
 {%- endmacro %}
 
 {#- The job upserts rows keyed by checkout_id, and within the job an attribution only ever improves
@@ -51,7 +49,7 @@ CREATE INDEX IF NOT EXISTS {{ name_of(table) }}_checkout_time ON {{ table }} (ch
     (first_click) or larger (last_click) click_id in byte order (COLLATE "C"), as the job ranks them;
     the database's own collation (en_US in the Compose image) may order differently. #}
 {% macro keep_better_attribution(table, function, worse) -%}
-CREATE OR REPLACE FUNCTION {{ schema_of(table) }}.{{ function }}() RETURNS trigger
+CREATE OR REPLACE FUNCTION {{ table | schema_of }}.{{ function }}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.click_id IS NOT NULL AND (
@@ -69,7 +67,7 @@ $$;
 
 CREATE OR REPLACE TRIGGER {{ function }}
     BEFORE UPDATE ON {{ table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(table) }}.{{ function }}();
+    FOR EACH ROW EXECUTE FUNCTION {{ table | schema_of }}.{{ function }}();
 {%- endmacro %}
 
 -- first_click: the earliest qualifying click.
@@ -98,11 +96,11 @@ CREATE TABLE IF NOT EXISTS {{ cfg.linear_clicks_table }} (
     PRIMARY KEY (checkout_id, click_id, click_time)
 );
 
-CREATE INDEX IF NOT EXISTS {{ name_of(cfg.linear_clicks_table) }}_checkout_time
+CREATE INDEX IF NOT EXISTS {{ cfg.linear_clicks_table | unqualified }}_checkout_time
     ON {{ cfg.linear_clicks_table }} (checkout_time);
 
 -- A checkout delivered again keeps what its first delivery wrote (as the ranked models do).
-CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_first_touch() RETURNS trigger
+CREATE OR REPLACE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.keep_first_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.total_amount := OLD.total_amount;
@@ -115,7 +113,7 @@ $$;
 
 CREATE OR REPLACE TRIGGER keep_first_touch
     BEFORE UPDATE ON {{ cfg.linear_clicks_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.keep_first_touch();
+    FOR EACH ROW EXECUTE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.keep_first_touch();
 
 -- Each click once, at its earliest qualifying time; touches: the checkout's clicks; credit:
 -- total_amount / touches, as Flink would divide DECIMAL(10, 2) by INT (DECIMAL(21, 13), half up).
@@ -135,7 +133,7 @@ WINDOW checkout AS (PARTITION BY checkout_id);
 
 -- DELETE on the view deletes the touches from the table (a view with a window function is not
 -- updatable by itself).
-CREATE OR REPLACE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.delete_touch() RETURNS trigger
+CREATE OR REPLACE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.delete_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM {{ cfg.linear_clicks_table }} WHERE checkout_id = OLD.checkout_id AND click_id = OLD.click_id;
@@ -145,14 +143,14 @@ $$;
 
 CREATE OR REPLACE TRIGGER delete_touch
     INSTEAD OF DELETE ON {{ cfg.linear_sink_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ schema_of(cfg.linear_clicks_table) }}.delete_touch();
+    FOR EACH ROW EXECUTE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.delete_touch();
 
 -- The models side by side (`make status`, the Grafana panel "Attribution models"): every model
 -- attributes the same checkouts (those with a qualifying click), so share and revenue agree; they
 -- differ in which clicks get the credit (minutes from the credited click, clicks sharing it). The
 -- linear table has no row for an unattributed checkout: its denominator is the checkouts of a
 -- one-click table since its own first checkout (it may have been enabled later).
-CREATE OR REPLACE VIEW {{ schema_of(cfg.sink_table) }}.attribution_model_comparison AS
+CREATE OR REPLACE VIEW {{ cfg.model_comparison_view }} AS
 WITH one_click AS (
     SELECT 'first_click' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
            sum(total_amount) FILTER (WHERE click_id IS NOT NULL) AS attributed_revenue,
