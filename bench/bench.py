@@ -13,15 +13,17 @@ does not assert.
   latency      100 checkouts/s (and their clicks) in real time for a while; produce -> row
                visible, for attributed checkouts (updated_at minus the time the checkout was sent)
 
-Burst and latency run three designs on the same events: "job", this project's job as `make job`
-runs it (ATTRIBUTION_MODELS=first_click); "models", the job with every attribution model in one
-statement set (its runs end when the first_click table is complete); and "original", the original
-project's SQL ported to Flink 2.0 with the minimum fixes (bench/original/, its README lists them),
-writing to commerce.original_attributed_checkouts. They alternate in the same run (original, job,
-models; job, original, models; ...), so that drift of the machine hits all alike, and the ratio
-job/original of each adjacent pair is reported, with the issue's targets: burst throughput
->= 1.5x the original's, p99 latency <= 0.33x the original's and <= 0.5 s; and models/job.
-`--only burst-job` (or latency-models, burst-original, ...) runs one design only.
+Burst and latency run two designs on the same events: "job", this project's job as `make job`
+runs it (ATTRIBUTION_MODELS=first_click), and "original", the original project's SQL ported to
+Flink 2.0 with the minimum fixes (bench/original/, its README lists them), writing to
+commerce.original_attributed_checkouts. They alternate in the same run (original, job; job,
+original; ...), so that drift of the machine hits both alike, and the ratio job/original of each
+adjacent pair is reported, with the issue's targets: burst throughput >= 1.5x the original's, p99
+latency <= 0.33x the original's and <= 0.5 s. `--only burst-job` (or burst-original, ...) runs one
+design only. A third design, "models" (the job with every attribution model in one statement set;
+its runs end when the first_click table is complete), runs only when asked for (`--only
+burst-models`, `--only latency-models`), last in each repetition, and is reported as models/job:
+the garbage its larger state leaves in the TaskManager would otherwise fall on the pairs.
 
 Workloads (--workload; default original-traffic and synthetic), each at 100 checkouts per second of
 event time:
@@ -55,6 +57,7 @@ import os
 import platform
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -684,6 +687,17 @@ class BenchJob:
         conn.close()
 
 
+def cancel_leftovers(settings: Settings) -> None:
+    """Jobs and topics of a benchmark that was killed outright (SIGKILL, a lost terminal): they
+    would take CPU from every run of this one."""
+    for leftover in job.active_jobs(settings):
+        if leftover.name.startswith("bench-"):
+            print(f"cancelling {leftover.name}, left running by an interrupted benchmark", flush=True)
+            job.cancel(settings, leftover.job_id)
+            tag = leftover.name.removeprefix("bench-")
+            provision.delete_topics(settings, [f"bench-clicks-{tag}", f"bench-checkouts-{tag}"])
+
+
 class Rows:
     """Watches the result tables over one connection. Polling must not load Postgres: a LIKE count
     is a sequential scan of the whole table, which every 50 ms took CPU from the job it measured.
@@ -965,6 +979,7 @@ def describe_machine(m: dict[str, Any]) -> str:
 # --- what runs, in what order ---------------------------------------------------------------------
 BENCHMARKS = ("generator", "datagen", "passthrough", "burst", "latency")
 PAIRED = ("burst", "latency")  # run for each design, alternating
+COMPARED_DESIGNS = ("job", "original")  # what "burst" and "latency" run; "models" only when named
 ONLY = [*BENCHMARKS, *(f"{b}-{d}" for b in PAIRED for d in DESIGNS)]
 
 
@@ -973,7 +988,7 @@ def selection(only: list[str] | None) -> dict[str, list[str]]:
     chosen: dict[str, list[str]] = {}
     for choice in only or BENCHMARKS:
         name, _, design = choice.partition("-")
-        designs = ([design] if design else list(DESIGNS)) if name in PAIRED else [""]
+        designs = ([design] if design else list(COMPARED_DESIGNS)) if name in PAIRED else [""]
         chosen[name] = [*chosen.get(name, []), *(d for d in designs if d not in chosen.get(name, []))]
     # The original first: the order of a pair is reversed every other repetition anyway.
     return {name: sorted(chosen[name], reverse=True) for name in BENCHMARKS if name in chosen}
@@ -1129,8 +1144,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=ONLY,
         action="append",
-        help="run only these (repeatable); burst and latency run both designs, burst-job, "
-        "burst-original, latency-job, latency-original one",
+        help="run only these (repeatable); burst and latency run the job and the original design, "
+        "burst-job, burst-original, latency-job, latency-original one; burst-models and latency-models "
+        "add the job with every attribution model",
     )
     parser.add_argument(
         "--workload",
@@ -1142,6 +1158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated workloads (default 42)")
     args = parser.parse_args(argv)
     settings = settings_or_exit()
+    # Killed (a timeout, `kill`): unwind as Ctrl-C does, so each run's `finally` cancels its job
+    # and deletes its topics instead of leaving them running on the stack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = selection(args.only)
     workloads = args.workload or ["original-traffic", "synthetic"]
     machine_info = machine(settings)
@@ -1153,6 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
         check_original_templates(settings)
     if stack.flink_overview(settings) is None or stack.flink_jars_stale(settings):
         stack.up(settings)
+    cancel_leftovers(settings)
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
             f"INSERT INTO {settings.users_table} (id, username, password) SELECT g, 'bench-' || g, 'x' "

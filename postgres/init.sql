@@ -151,37 +151,38 @@ CREATE OR REPLACE TRIGGER delete_touch
 -- linear table has no row for an unattributed checkout: its denominator is the checkouts of a
 -- one-click table since its own first checkout (it may have been enabled later).
 CREATE OR REPLACE VIEW {{ cfg.model_comparison_view }} AS
-WITH one_click AS (
-    SELECT 'first_click' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
+WITH linear_since AS (
+    SELECT min(checkout_time) AS since FROM {{ cfg.linear_sink_table }}
+), one_click AS (
+{%- for model, table in [('first_click', cfg.sink_table), ('last_click', cfg.last_click_sink_table)] %}
+    SELECT '{{ model }}' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
            sum(total_amount) FILTER (WHERE click_id IS NOT NULL) AS attributed_revenue,
            avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
-           CASE WHEN count(click_id) > 0 THEN 1 END AS clicks_credited_per_checkout
-    FROM {{ cfg.sink_table }}
-    UNION ALL
-    SELECT 'last_click', count(*), count(click_id),
-           sum(total_amount) FILTER (WHERE click_id IS NOT NULL),
-           avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60),
-           CASE WHEN count(click_id) > 0 THEN 1 END
-    FROM {{ cfg.last_click_sink_table }}
-), linear_since AS (
-    SELECT min(checkout_time) AS since FROM {{ cfg.linear_sink_table }}
+           CASE WHEN count(click_id) > 0 THEN 1 END AS clicks_credited_per_checkout,
+           count(*) FILTER (WHERE checkout_time >= (SELECT since FROM linear_since)) AS checkouts_since_linear
+    FROM {{ table }}
+    {{- "\n    UNION ALL" if not loop.last }}
+{%- endfor %}
 ), linear AS (
     SELECT 'linear' AS model,
-           NULLIF(GREATEST(
-               (SELECT count(*) FROM {{ cfg.sink_table }}, linear_since WHERE checkout_time >= since),
-               (SELECT count(*) FROM {{ cfg.last_click_sink_table }}, linear_since WHERE checkout_time >= since)
-           ), 0) AS checkouts,
+           (SELECT NULLIF(max(checkouts_since_linear), 0) FROM one_click) AS checkouts,
            count(DISTINCT checkout_id) AS attributed_checkouts, sum(credit) AS attributed_revenue,
            avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
            count(*)::numeric / NULLIF(count(DISTINCT checkout_id), 0) AS clicks_credited_per_checkout
     FROM {{ cfg.linear_sink_table }}
+), models AS (
+    SELECT model, checkouts, attributed_checkouts, attributed_revenue, avg_minutes_click_to_checkout,
+           clicks_credited_per_checkout
+    FROM one_click
+    UNION ALL
+    SELECT * FROM linear
 )
 SELECT model, checkouts, attributed_checkouts,
        round(attributed_checkouts::numeric / NULLIF(checkouts, 0), 4) AS attributed_share,
        round(attributed_revenue, 2) AS attributed_revenue,
        round(avg_minutes_click_to_checkout::numeric, 1) AS avg_minutes_click_to_checkout,
        round(clicks_credited_per_checkout, 2) AS clicks_credited_per_checkout
-FROM (SELECT * FROM one_click UNION ALL SELECT * FROM linear) AS models;
+FROM models;
 
 -- Records the job could not use, with the reason (see README, "Bad input").
 CREATE TABLE IF NOT EXISTS {{ cfg.dead_letter_table }} (

@@ -190,3 +190,53 @@ def test_linear_view_shares_the_amount_over_the_clicks_present_and_deletes_throu
         assert {c for _, _, c, _ in served(thirds)} == {Decimal("6.6666666666667")}
         assert {(c, n) for _, _, c, n in served(halves)} == {(Decimal("0.0000024414063"), 4096)}
     conn.close()
+
+
+def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings: Settings) -> None:
+    """`make status` and the Grafana panel read this view. Every row it sees is written here, in a
+    transaction that is rolled back. linear was enabled later than first_click (its first
+    checkout is at T): checkouts before that are out of its denominator."""
+    conn = psycopg2.connect(settings.psycopg_dsn())
+    at = {m: T.replace(hour=11, minute=60 - m) for m in (2, 4, 10, 20)}  # m minutes before T
+    try:
+        with conn.cursor() as cur:
+            for table in (settings.sink_table, settings.last_click_sink_table, settings.linear_clicks_table):
+                cur.execute(f"DELETE FROM {table}")
+            Row = tuple[str, str | None, datetime | None, datetime]
+            one_click: dict[str, list[Row]] = {
+                settings.sink_table: [
+                    ("c0", None, None, T.replace(month=6, day=30)),  # a day before linear
+                    ("c1", "a", at[10], T),
+                    ("c2", "b", at[20], T),
+                ],
+                settings.last_click_sink_table: [("c1", "x", at[4], T), ("c2", "y", at[2], T)],
+            }
+            amounts = {"c0": "5.00", "c1": "10.00", "c2": "20.00", "c3": "30.00"}
+            for table, rows in one_click.items():
+                for checkout, click, click_time, checkout_time in [*rows, ("c3", None, None, T)]:
+                    cur.execute(
+                        f"""INSERT INTO {table}
+                                (checkout_id, click_id, click_time, checkout_time, total_amount)
+                            VALUES (%s, %s, %s, %s, %s)""",
+                        (checkout, click, click_time, checkout_time, Decimal(amounts[checkout])),
+                    )
+            for checkout, click, click_time in [("c1", "a", at[10]), ("c1", "x", at[4]), ("c2", "b", at[20])]:
+                cur.execute(
+                    f"""INSERT INTO {settings.linear_clicks_table}
+                            (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
+                        VALUES (%s, %s, %s, %s, 'p', %s)""",
+                    (checkout, click, click_time, Decimal(amounts[checkout]), T),
+                )
+            cur.execute(
+                "SELECT model, checkouts, attributed_checkouts, attributed_share, attributed_revenue,"
+                " avg_minutes_click_to_checkout, clicks_credited_per_checkout"
+                f" FROM {settings.model_comparison_view} ORDER BY model"
+            )
+            assert cur.fetchall() == [
+                ("first_click", 4, 2, Decimal("0.5"), Decimal("30"), Decimal("15"), Decimal("1")),
+                ("last_click", 3, 2, Decimal("0.6667"), Decimal("30"), Decimal("3"), Decimal("1")),
+                ("linear", 3, 2, Decimal("0.6667"), Decimal("30"), Decimal("11.3"), Decimal("1.5")),
+            ]
+    finally:
+        conn.rollback()
+        conn.close()
