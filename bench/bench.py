@@ -644,6 +644,14 @@ def create_original_table(settings: Settings) -> None:
     conn.close()
 
 
+BENCH_JOB_PREFIX = "bench-"  # every benchmark job's name is this and its tag
+
+
+def bench_topics(tag: str) -> dict[str, str]:
+    """The topics of the benchmark job with this tag."""
+    return {"clicks": f"bench-clicks-{tag}", "checkouts": f"bench-checkouts-{tag}"}
+
+
 class BenchJob:
     """A design's job on fresh topics. Its rows carry ids `<data_tag>-...`, deleted on cancel."""
 
@@ -651,14 +659,14 @@ class BenchJob:
         tag = f"{name}-{uuid.uuid4().hex[:6]}"
         self.tag = tag
         self.data_tag = data_tag
+        self.topics = bench_topics(tag)
         self.settings = replace(
             design_settings(settings, design),
-            clicks_topic=f"bench-clicks-{tag}",
-            checkouts_topic=f"bench-checkouts-{tag}",
-            job_name=f"bench-{tag}",
-            consumer_group_id=f"bench-{tag}",
+            clicks_topic=self.topics["clicks"],
+            checkouts_topic=self.topics["checkouts"],
+            job_name=f"{BENCH_JOB_PREFIX}{tag}",
+            consumer_group_id=f"{BENCH_JOB_PREFIX}{tag}",
         )
-        self.topics = {"clicks": self.settings.clicks_topic, "checkouts": self.settings.checkouts_topic}
         provision.create_topics(self.settings, list(self.topics.values()))
         try:
             self.job_id = job.submit(self.settings, insert_templates=design.templates)
@@ -691,11 +699,11 @@ def cancel_leftovers(settings: Settings) -> None:
     """Jobs and topics of a benchmark that was killed outright (SIGKILL, a lost terminal): they
     would take CPU from every run of this one."""
     for leftover in job.active_jobs(settings):
-        if leftover.name.startswith("bench-"):
+        if leftover.name.startswith(BENCH_JOB_PREFIX):
             print(f"cancelling {leftover.name}, left running by an interrupted benchmark", flush=True)
             job.cancel(settings, leftover.job_id)
-            tag = leftover.name.removeprefix("bench-")
-            provision.delete_topics(settings, [f"bench-clicks-{tag}", f"bench-checkouts-{tag}"])
+            tag = leftover.name.removeprefix(BENCH_JOB_PREFIX)
+            provision.delete_topics(settings, list(bench_topics(tag).values()))
 
 
 class Rows:

@@ -152,9 +152,9 @@ CREATE OR REPLACE TRIGGER delete_touch
 -- one-click table since its own first checkout (it may have been enabled later).
 CREATE OR REPLACE VIEW {{ cfg.model_comparison_view }} AS
 WITH linear_since AS (
-    SELECT min(checkout_time) AS since FROM {{ cfg.linear_sink_table }}
+    SELECT min(checkout_time) AS since FROM {{ cfg.linear_clicks_table }}  -- the view's checkouts, by index
 ), one_click AS (
-{%- for model, table in [('first_click', cfg.sink_table), ('last_click', cfg.last_click_sink_table)] %}
+{%- for model, table in cfg.model_tables.items() if model != 'linear' %}
     SELECT '{{ model }}' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
            sum(total_amount) FILTER (WHERE click_id IS NOT NULL) AS attributed_revenue,
            avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
