@@ -77,6 +77,18 @@ def bad_records(
             "invalid_total_amount",
         ),
         ("checkouts", {**ok_checkout, "checkout_id": "bad-neg", "total_amount": -5}, "negative_total_amount"),
+        # Read as 12.00 by Flink's TRY_CAST; rounds to 100000000.00, which DECIMAL(10, 2) cannot hold.
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-amt-x", "total_amount": "12a"},
+            "invalid_total_amount",
+        ),
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-amt-round", "total_amount": "99999999.995"},
+            "invalid_total_amount",
+        ),
+        ("checkouts", {**ok_checkout, "checkout_id": "bad-user-frac", "user_id": "1.5"}, "invalid_user_id"),
         # The reasons shared by both topics, on the checkouts topic too.
         ("checkouts", "not json at all", "not_json_object"),
         ("checkouts", '{"checkout_id": "raw\x00nul"}', "not_json_object"),

@@ -1,44 +1,58 @@
-{% from "source/_event_time.sql" import occurred_at, unusable_time %}
+{% from "source/_event_time.sql" import unusable_time %}
 {#- Parsing and validation of raw events (process/parse_clicks.sql, parse_checkouts.sql). Every
     macro here is a closed expression (or, parsed_payload, a closed FROM item).
 
     A view parses its payload once, with this FROM clause:
-        FROM <raw source>, {{ parsed_payload([field, ...]) }}
+        FROM <raw source>, {{ parsed_payload(id_field, text_fields, amount_fields) }}
     and reads the parsed fields with field() / text() / the typed macros, through the alias that
-    parsed_payload() declares: -#}
+    parsed_payload() declares. The typed forms are columns of JSON_FIELDS, not SQL here: the
+    planner would copy each TRY_CAST or TRIM into every check that reads it
+    (udf/.../JsonFields.java). -#}
 {% set parsed = 'parsed' %}
+{#- The sink's total_amount: DECIMAL(10, 2). -#}
+{% set amount_form = 'decimal(10,2)' %}
 
-{#- One row per record: payload_chars, payload_is_object, payload_has_nul, and each named
-    top-level JSON field as text (udf/.../JsonFields.java). -#}
-{% macro parsed_payload(fields) -%}
-LATERAL TABLE(JSON_FIELDS(payload, {{ fields | map('sql_string') | join(', ') }})) AS {{ parsed }}
+{#- A column of parsed_payload(), by its JSON_FIELDS spec ('name' or 'name:form'). -#}
+{% macro column(spec) -%}
+{{ parsed }}.`{{ spec }}`
 {%- endmacro %}
 
-{#- A column of parsed_payload(): a JSON scalar as text (NULL when absent, JSON null, an array or
-    an object), or payload_chars / payload_is_object / payload_has_nul. -#}
+{#- One row per record: payload_chars, payload_is_object, payload_has_nul, and the fields that
+    reject_reason() checks, each of text_fields as text, each of amount_fields as text and as the
+    sink's DECIMAL. -#}
+{% macro parsed_payload(id_field, text_fields=[], amount_fields=[]) -%}
+{%- set specs = [id_field ~ ':trimmed', 'user_id', 'user_id:int', 'product_id:trimmed',
+                 'datetime_occured', 'datetime_occured:timestamp'] + text_fields -%}
+LATERAL TABLE(JSON_FIELDS(payload, {{ specs | map('sql_string') | join(', ') }}
+{%- for name in amount_fields %}, {{ name | sql_string }}, {{ (name ~ ':' ~ amount_form) | sql_string }}{% endfor %})) AS {{ parsed }}
+{%- endmacro %}
+
+{#- A JSON scalar as text (NULL when absent, JSON null, an array or an object), or payload_chars /
+    payload_is_object / payload_has_nul. -#}
 {% macro field(name) -%}
-{{ parsed }}.{{ name }}
+{{ column(name) }}
 {%- endmacro %}
 
 {#- A JSON field as trimmed text, NULL when absent, JSON null or empty. -#}
 {% macro text(name) -%}
-NULLIF(TRIM({{ field(name) }}), '')
+{{ column(name ~ ':trimmed') }}
 {%- endmacro %}
 
 {#- A JSON field as INT, NULL when absent or not an integer. -#}
 {% macro int_field(name) -%}
-TRY_CAST({{ field(name) }} AS INT)
+{{ column(name ~ ':int') }}
 {%- endmacro %}
 
 {#- A JSON field as the sink's DECIMAL(10, 2), NULL when absent, not a number or too large. -#}
 {% macro amount_field(name) -%}
-TRY_CAST({{ field(name) }} AS DECIMAL(10, 2))
+{{ column(name ~ ':' ~ amount_form) }}
 {%- endmacro %}
 
 {#- Why a record cannot be used, or NULL when it can. The first failing check names the reason.
     Only what the attribution needs is mandatory (id, user_id, product_id, datetime_occured);
-    descriptive fields are optional. -#}
-{% macro record_reject_reason(id_field) -%}
+    descriptive fields are optional, and an amount field (amount_fields of parsed_payload) may be
+    absent but must fit the sink. -#}
+{% macro reject_reason(id_field, amount=none) -%}
 CASE
     WHEN payload IS NULL OR {{ field('payload_chars') }} = 0 THEN 'empty_payload'
     -- An event is a few hundred bytes; megabytes of it are a producer bug, not a checkout.
@@ -53,19 +67,16 @@ CASE
     WHEN {{ text('product_id') }} IS NULL THEN 'missing_product_id'
     WHEN {{ field('datetime_occured') }} IS NULL THEN 'missing_datetime_occured'
     -- The source gives an unusable datetime_occured the rowtime unusable_time(); which kind:
-    WHEN event_time = {{ unusable_time() }} AND {{ occurred_at() }} IS NULL
+    WHEN event_time = {{ unusable_time() }} AND {{ column('datetime_occured:timestamp') }} IS NULL
         THEN 'invalid_datetime_occured'
-    WHEN event_time = {{ unusable_time() }} AND {{ occurred_at() }} > CAST(kafka_timestamp AS TIMESTAMP(3))
+    WHEN event_time = {{ unusable_time() }}
+         AND {{ column('datetime_occured:timestamp') }} > CAST(kafka_timestamp AS TIMESTAMP(3))
         THEN 'datetime_occured_in_future'
-END
-{%- endmacro %}
-
-{#- Why a checkout's total_amount cannot be used, or NULL when it can (it may be absent). -#}
-{% macro amount_reject_reason() -%}
-CASE
+{%- if amount %}
     -- DECIMAL(10, 2) in the sink: an amount that does not fit would fail every write.
-    WHEN {{ field('total_amount') }} IS NOT NULL AND {{ amount_field('total_amount') }} IS NULL
-        THEN 'invalid_total_amount'
-    WHEN {{ amount_field('total_amount') }} < 0 THEN 'negative_total_amount'
+    WHEN {{ field(amount) }} IS NOT NULL AND {{ amount_field(amount) }} IS NULL
+        THEN 'invalid_{{ amount }}'
+    WHEN {{ amount_field(amount) }} < 0 THEN 'negative_{{ amount }}'
+{%- endif %}
 END
 {%- endmacro %}

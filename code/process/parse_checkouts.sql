@@ -1,4 +1,4 @@
-{% from "process/_validation.sql" import amount_field, amount_reject_reason, field, int_field, parsed_payload, record_reject_reason, text with context %}
+{% from "process/_validation.sql" import amount_field, field, int_field, parsed_payload, reject_reason, text with context %}
 -- Checkouts with typed fields and, for unusable records, the reason they are rejected (NULL if usable).
 CREATE TEMPORARY VIEW checkouts_checked AS
 SELECT
@@ -13,13 +13,11 @@ SELECT
     {{ field('ip_address') }} AS ip_address,
     event_time,
     proc_time,
-    COALESCE(
-        {{ record_reject_reason('checkout_id') | indent(8) }},
-        {{ amount_reject_reason() | indent(8) }}
-    ) AS reject_reason,
+    {{ reject_reason('checkout_id', amount='total_amount') | indent(4) }} AS reject_reason,
     payload, {{ field('payload_chars') }} AS payload_chars,
     kafka_topic, kafka_partition, kafka_offset, kafka_timestamp
-FROM {{ source('checkouts') }}, {{ parsed_payload([
-    'checkout_id', 'user_id', 'product_id', 'payment_method', 'total_amount', 'shipping_address',
-    'billing_address', 'user_agent', 'ip_address', 'datetime_occured',
-]) }}
+FROM {{ source('checkouts') }}, {{ parsed_payload(
+    'checkout_id',
+    text_fields=['payment_method', 'shipping_address', 'billing_address', 'user_agent', 'ip_address'],
+    amount_fields=['total_amount'],
+) }}

@@ -1,4 +1,4 @@
-{% from "process/_validation.sql" import field, int_field, parsed_payload, record_reject_reason, text with context %}
+{% from "process/_validation.sql" import field, int_field, parsed_payload, reject_reason, text with context %}
 -- Clicks with typed fields and, for unusable records, the reason they are rejected (NULL if usable).
 CREATE TEMPORARY VIEW clicks_checked AS
 SELECT
@@ -6,7 +6,7 @@ SELECT
     {{ int_field('user_id') }} AS user_id,
     {{ text('product_id') }} AS product_id,
     event_time,
-    {{ record_reject_reason('click_id') | indent(4) }} AS reject_reason,
+    {{ reject_reason('click_id') | indent(4) }} AS reject_reason,
     payload, {{ field('payload_chars') }} AS payload_chars,
     kafka_topic, kafka_partition, kafka_offset, kafka_timestamp
-FROM {{ source('clicks') }}, {{ parsed_payload(['click_id', 'user_id', 'product_id', 'datetime_occured']) }}
+FROM {{ source('clicks') }}, {{ parsed_payload('click_id') }}

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pytest
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
@@ -103,6 +104,63 @@ def test_consecutive_records_are_not_mistaken_for_each_other(t_env: TableEnviron
     payloads = [json.dumps({"a": n, "b": "same"}) for n in range(200)] + ['{"a": 0, "b": "same"}']
     rows = query(t_env, FIELDS, payloads)
     assert [r[3] for r in rows] == [str(n) for n in range(200)] + ["0"]
+
+
+# The typed forms of JSON_FIELDS beside what they stand for: the SQL (trimmed, timestamp), or
+# Python's reading of the field's text (int, decimal: stricter than Flink's TRY_CAST).
+TYPED_FORMS = (
+    "SELECT i, f.a, f.`a:trimmed`, NULLIF(TRIM(f.a), ''), f.`a:timestamp`, JSON_TIMESTAMP(payload, 'a'),"
+    " f.`a:int`, f.`a:decimal(10,2)`"
+    " FROM t, LATERAL TABLE(JSON_FIELDS(payload,"
+    " 'a', 'a:trimmed', 'a:timestamp', 'a:int', 'a:decimal(10,2)')) AS f"
+)
+TYPED_VALUES = [
+    *["12", " 12 ", "-7", "+3", "007", "1.5", "12a", "", "   ", "\t5\n", "2147483647", "2147483648"],
+    *["-2147483649", "99999999.99", "99999999.995", "-99999999.994", "100000000", "12345678.9"],
+    *["-0.001", "0.005", "1e3", "1E-2", "5e-999999999", "1e999999999", "x", "NaN", "Infinity"],
+    *[" padded ", "\tx", "2024-03-01 10:00:00.5", " 2024-03-01 10:00:00"],
+    *[10.5, -3, 0, 1e20, 2.675, True, None, [1], {"b": 1}],
+]
+
+
+def expected_int(text: str) -> int | None:
+    try:
+        number = int(text.strip(), 10)
+    except ValueError:
+        return None
+    return number if -(2**31) <= number < 2**31 and "_" not in text else None
+
+
+def expected_decimal(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or number.adjusted() >= 8:  # DECIMAL(10, 2): 8 integer digits
+        return None
+    rounded = number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return rounded if rounded.adjusted() < 8 else None
+
+
+def test_json_fields_typed_forms(t_env: TableEnvironment) -> None:
+    payloads = [json.dumps({"a": value}) for value in TYPED_VALUES] + ["not json", None]
+    rows = query(t_env, TYPED_FORMS, payloads)
+    for value, (text, trimmed, sql_trimmed, ts, sql_ts, number, amount) in zip(
+        [*TYPED_VALUES, "not json", None], rows, strict=True
+    ):
+        assert (trimmed, ts) == (sql_trimmed, sql_ts), value
+        assert number == (None if text is None else expected_int(text)), value
+        assert amount == (None if text is None else expected_decimal(text)), value
+    by_value = {str(v): r for v, r in zip(TYPED_VALUES, rows[: len(TYPED_VALUES)], strict=True)}
+    assert by_value[" 12 "][1:] == ("12", "12", None, None, 12, Decimal("12.00"))
+    assert by_value["99999999.995"][5:] == (None, None)  # rounds to 10^8: the sink cannot hold it
+    assert by_value["x"][5:] == (None, None)  # TRY_CAST(... AS DECIMAL(10, 2)) gives 0.00
+    assert by_value["2.675"][5:] == (None, Decimal("2.68"))
+
+
+def test_json_fields_rejects_an_unknown_form(t_env: TableEnvironment) -> None:
+    with pytest.raises(Exception, match="'a:float' is not 'name' or"):
+        query(t_env, "SELECT i, f.* FROM t, LATERAL TABLE(JSON_FIELDS(payload, 'a:float')) AS f", ["{}"])
 
 
 TIMESTAMPS = [
