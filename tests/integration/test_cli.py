@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from attribution import job
+from attribution import job, supervision
 from attribution.config import PROJECT_ROOT, Settings
 from tests.events import click
 from tests.integration.harness import pipeline
@@ -69,6 +69,14 @@ def test_job_refuses_without_a_cluster(settings: Settings) -> None:
     result = make(nowhere, "job", check=False)
     assert result.returncode != 0
     assert errors(result) == [f"error: no Flink cluster at {nowhere.flink_rest_url}: run `make up` first"]
+
+
+def test_stopping_a_service_this_stack_does_not_run_is_quiet(settings: Settings) -> None:
+    # `make down` stops Prometheus by name; where it is not installed, the stack has no such program.
+    said: list[str] = []
+    supervision.stop(settings, "prometheus-not-installed", said.append)
+    assert said == []
+    assert supervision.running_pid(settings, "jobmanager") is not None
 
 
 def test_up_refuses_a_port_in_use_with_one_line(settings: Settings, tmp_path: Path) -> None:
