@@ -42,6 +42,8 @@ Each burst and pass-through run submits its own job on fresh topics, on the runn
 (`make up`; started if absent), and sends it two bursts: "cold", right after submission, while the
 JVM is still compiling the job's generated code, and "warm", once event time has passed all of the
 first burst, its state is gone and the TaskManager is idle: the throughput of a running job.
+`--bursts N` sends N - 2 more warm bursts the same way and reports the last one too ("last burst"):
+how the job warms up, since each new job recompiles its operators' hot code.
 """
 
 from __future__ import annotations
@@ -849,14 +851,22 @@ def wait_for_idle(settings: Settings, below_pct: float = 10.0, timeout: float = 
 PHASES = (("cold", datetime(2024, 1, 1)), ("warm", datetime(2024, 1, 1, 6)))
 
 
-def run_burst(settings: Settings, design: Design, load: Workload, data_tag: str) -> dict:
-    """A cold and a warm burst (see the module's doc) on one new job of the design."""
+def phases(bursts: int) -> list[tuple[str, datetime]]:
+    """cold, warm, then burst3, burst4, ...: each burst's event time 6 hours after the last's."""
+    names = [name for name, _ in PHASES] + [f"burst{n}" for n in range(len(PHASES) + 1, bursts + 1)]
+    return [(name, PHASES[0][1] + timedelta(hours=6 * i)) for i, name in enumerate(names)]
+
+
+def run_burst(settings: Settings, design: Design, load: Workload, data_tag: str, bursts: int = 2) -> dict:
+    """A cold and a warm burst (see the module's doc), and with bursts > 2 more warm ones, on one
+    new job of the design; with more than two, `last_events_per_s` is the last one's."""
     passthrough = design is PASSTHROUGH
     bench = BenchJob(settings, "pass" if passthrough else f"burst-{design.name}", design, data_tag)
     rows = Rows(bench.settings)
     result: dict = {"events": len(load.events), "checkouts": load.checkouts}
+    schedule = phases(bursts)
     try:
-        for phase, start in PHASES:
+        for phase, start in schedule:
             tag = f"{data_tag}-{phase}"
             data = load.stamped(tag, start)
             # Event time after the burst passes its clicks' hour: the join's state of this burst
@@ -875,14 +885,16 @@ def run_burst(settings: Settings, design: Design, load: Workload, data_tag: str)
                 seconds = done - began
             result[f"{phase}_seconds"] = round(seconds, 2)
             result[f"{phase}_events_per_s"] = round(len(data) / seconds)
-            result["resources"] = sampler.summary()  # the warm burst's, the last one
-            result["taskmanager_us_per_event"] = threads.us_per_event(len(data))  # the warm burst's too
+            result["resources"] = sampler.summary()  # the last burst's
+            result["taskmanager_us_per_event"] = threads.us_per_event(len(data))  # the last burst's too
             del data
-            if phase == "cold":
+            if phase != schedule[-1][0]:
                 if not passthrough:
                     watermark = after - timedelta(seconds=settings.out_of_orderness_seconds)
                     settle(bench.settings, bench.job_id, watermark, design.sink_vertex)
                 wait_for_idle(settings)
+        if bursts > len(PHASES):
+            result["last_events_per_s"] = result[f"{schedule[-1][0]}_events_per_s"]
         return result
     finally:
         rows.close()
@@ -1011,7 +1023,11 @@ def alternate(designs: list[str], repetition: int) -> list[str]:
 
 
 COMPARED = {
-    "burst": (("warm_events_per_s", "warm burst, events/s"), ("cold_events_per_s", "cold burst, events/s")),
+    "burst": (
+        ("warm_events_per_s", "warm burst, events/s"),
+        ("cold_events_per_s", "cold burst, events/s"),
+        ("last_events_per_s", "last burst, events/s"),
+    ),
     "latency": (("p99_s", "p99 latency, s"), ("p95_s", "p95 latency, s"), ("p50_s", "p50 latency, s")),
 }
 
@@ -1024,6 +1040,8 @@ def compare(pairs: dict[str, dict[str, dict[int, dict]]], latency_rate: float) -
         name = key.split("/", 1)[0]
         entry: dict[str, Any] = {}
         for metric, _ in COMPARED[name]:
+            if not all(metric in r for runs in by_design.values() for r in runs.values()):
+                continue  # last_events_per_s: only with --bursts > 2
             medians = {
                 d: statistics.median(r[metric] for r in runs.values())
                 for d, runs in by_design.items()
@@ -1112,6 +1130,8 @@ def print_comparison(
             f"{w.get('attributable_pct', 0)} % attributable"
         )
         for metric, label in COMPARED[name]:
+            if metric not in entry:
+                continue
             m = entry[metric]
             job_v, original_v = (_number(m[d]) if d in m else "-" for d in ("job", "original"))
             ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
@@ -1143,6 +1163,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="unmeasured runs of passthrough and burst (each design) first (default 1): a TaskManager "
         "that has just started is still compiling Flink's own code",
+    )
+    parser.add_argument(
+        "--bursts",
+        type=int,
+        default=2,
+        help="bursts per burst and pass-through job (default 2: cold, warm); more add later warm ones, "
+        "reported as `last` (how a job warms up: each new job recompiles its operators' hot code)",
     )
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="length of the latency run (60)")
     parser.add_argument(
@@ -1219,12 +1246,12 @@ def main(argv: list[str] | None = None) -> int:
             synthetic = build_workload("synthetic", args.seed, CHECKOUTS_PER_SECOND, events=args.events)
 
             def run_passthrough(synthetic: Workload = synthetic) -> dict:
-                return run_burst(settings, PASSTHROUGH, synthetic, f"p{uuid.uuid4().hex[:6]}")
+                return run_burst(settings, PASSTHROUGH, synthetic, f"p{uuid.uuid4().hex[:6]}", args.bursts)
 
             repeat(name, run_passthrough, args.warmup)
             del synthetic
         else:
-            run_design = run_burst if name == "burst" else run_latency
+            run_design = functools.partial(run_burst, bursts=args.bursts) if name == "burst" else run_latency
             for index, workload in enumerate(workloads):
                 if name == "burst":
                     load = build_workload(workload, args.seed, CHECKOUTS_PER_SECOND, events=args.events)
@@ -1274,14 +1301,14 @@ def main(argv: list[str] | None = None) -> int:
             ratio = round(job_burst[key] / medians["passthrough"][key], 2)
             medians[f"burst_over_passthrough_{phase}"] = ratio
             print(f"  burst (synthetic, job) / passthrough throughput, {phase}: {ratio:.2f}")
-    print("\nCPU (% of one core, mean) and peak RSS (MiB) per process, last run of each (warm burst):")
+    print("\nCPU (% of one core, mean) and peak RSS (MiB) per process, last run of each (its last burst):")
     for label, rs in results.items():
         print(f"  {label}:")
         for proc, res in rs[-1].get("resources", {}).items():
             print(f"    {proc:<18} cpu {res['cpu_pct']:6.1f}%  rss {res['peak_rss_mib']:6d} MiB")
     for label, rs in results.items():
         if "taskmanager_us_per_event" in rs[-1]:
-            print(f"\nTaskManager CPU per event (µs) by thread, last {label} run (warm burst):")
+            print(f"\nTaskManager CPU per event (µs) by thread, last {label} run (its last burst):")
             for kind, us in rs[-1]["taskmanager_us_per_event"].items():
                 print(f"    {us:6.2f}  {kind}")
     comparison = compare(pairs, args.latency_rate)
