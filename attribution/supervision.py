@@ -208,9 +208,14 @@ def _stop_quietly(settings: Settings, name: str) -> None:
 def stop(settings: Settings, name: str, log: Callable[[str], None]) -> None:
     """Stops a program (its stop signal, then SIGKILL to its whole process group after
     stopwaitsecs); supervisord does not restart a program stopped this way."""
-    if name not in {info["name"] for info in all_process_info(settings)}:
-        return  # not configured here (e.g. Prometheus when it is not installed)
-    if running_pid(settings, name) is None and process_info(settings, name)["statename"] != "BACKOFF":
+    try:
+        info = process_info(settings, name)
+    except xmlrpc.client.Fault as fault:
+        if "BAD_NAME" in fault.faultString:
+            return  # not configured here (e.g. Prometheus when it is not installed)
+        raise
+    up = info["statename"] in UP_STATES and info["pid"]
+    if not up and info["statename"] != "BACKOFF":
         return
     log(f"stopping {name}")
     _stop_quietly(settings, name)

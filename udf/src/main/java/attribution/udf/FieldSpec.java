@@ -26,8 +26,10 @@ final class FieldSpec {
     private static final Pattern SPEC =
             Pattern.compile("([^:]+)(?::(trimmed|int|timestamp|decimal\\((\\d+),\\s*(\\d+)\\)))?");
     private static final BinaryStringData SPACE = BinaryStringData.fromString(" ");
+    /** The type of a field's text, and of JSON_FIELDS' payload argument. */
+    static final DataType TEXT = DataTypes.STRING().bridgedTo(StringData.class);
 
-    final String name;
+    private final String name;
     private final Form form;
     private final int precision;
     private final int scale;
@@ -69,7 +71,7 @@ final class FieldSpec {
             case TIMESTAMP:
                 return DataTypes.TIMESTAMP(3).bridgedTo(TimestampData.class);
             default:
-                return DataTypes.STRING().bridgedTo(StringData.class);
+                return TEXT;
         }
     }
 

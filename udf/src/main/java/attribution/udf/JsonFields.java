@@ -45,7 +45,6 @@ public class JsonFields extends TableFunction<RowData> {
 
     private static final long serialVersionUID = 1L;
     private static final int PAYLOAD_COLUMNS = 3;
-    private static final DataType TEXT = DataTypes.STRING().bridgedTo(StringData.class);
 
     /**
      * The fields of this call, from its literal arguments (the same for every record; the planner
@@ -76,7 +75,7 @@ public class JsonFields extends TableFunction<RowData> {
     @Override
     public TypeInference getTypeInference(DataTypeFactory typeFactory) {
         // Specs are checked to be literals by the output strategy, which reads them.
-        ArgumentTypeStrategy text = InputTypeStrategies.explicit(TEXT);
+        ArgumentTypeStrategy text = InputTypeStrategies.explicit(FieldSpec.TEXT);
         return TypeInference.newBuilder()
                 .inputTypeStrategy(InputTypeStrategies.varyingSequence(text, text))
                 .outputTypeStrategy(JsonFields::outputType)
