@@ -167,10 +167,12 @@ CLIENT_VIEWS = (
     "    billing_address, user_agent, ip_address, event_time, proc_time\n"
     "FROM checkouts_checked WHERE reject_reason IS NULL",
     "CREATE TEMPORARY VIEW rejected AS\n"
-    "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload FROM clicks_checked\n"
+    "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, CAST(payload AS STRING) AS payload\n"
+    "FROM clicks_checked\n"
     "WHERE reject_reason IS NOT NULL\n"
     "UNION ALL\n"
-    "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload FROM checkouts_checked\n"
+    "SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, CAST(payload AS STRING) AS payload\n"
+    "FROM checkouts_checked\n"
     "WHERE reject_reason IS NOT NULL",
 )
 SINK_TEMPLATES = (

@@ -1,4 +1,4 @@
--- Reading the raw event text, each record parsed once (udf/src/main/java/attribution/udf/):
+-- Reading the raw event bytes (UTF-8 JSON), each record parsed once (udf/src/main/java/attribution/udf/):
 --   LATERAL TABLE(JSON_FIELDS(payload, 'name', ...))  one row per record: payload_chars,
 --       payload_is_object, payload_has_nul, and each named top-level field as text
 --   JSON_TIMESTAMP(payload, 'name')  the field 'YYYY-MM-DD HH:MM:SS[.fff]' as TIMESTAMP(3), else NULL

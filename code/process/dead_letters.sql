@@ -15,9 +15,9 @@ SELECT
     kafka_partition AS source_partition,
     kafka_offset AS source_offset,
     reject_reason AS reason,
-    -- Stored for inspection and replay: without NUL characters (Postgres text cannot hold them),
-    -- capped so that one oversized record cannot bloat the table.
-    SUBSTRING(REPLACE(COALESCE(payload, ''), CHR(0), ''), 1, {{ cfg.max_payload_chars }}) AS payload,
+    -- Stored for inspection and replay: as UTF-8 text, without NUL characters (Postgres text
+    -- cannot hold them), capped so that one oversized record cannot bloat the table.
+    SUBSTRING(REPLACE(COALESCE(CAST(payload AS STRING), ''), CHR(0), ''), 1, {{ cfg.max_payload_chars }}) AS payload,
     payload_chars,
     CAST(kafka_timestamp AS TIMESTAMP(3)) AS kafka_timestamp
 FROM rejected_records

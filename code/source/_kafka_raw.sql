@@ -1,11 +1,12 @@
 {% from "source/_event_time.sql" import event_time_columns with context %}
-{#- Shared shape of both Kafka sources: the record value is read as raw text, not with the 'json'
+{#- Shared shape of both Kafka sources: the record value is read as raw bytes, not with the 'json'
     format, so that a record that is not JSON (or lacks a usable timestamp) reaches the dead-letter
-    path instead of failing the job on every restart. Parsing happens in code/process/parse_*.sql;
-    the rowtime is defined in source/_event_time.sql. -#}
+    path instead of failing the job on every restart. BYTES, not STRING: the planner copies every
+    STRING column each Calc reads, and the payload is the largest one. Parsing happens in
+    code/process/parse_*.sql; the rowtime is defined in source/_event_time.sql. -#}
 {% macro kafka_raw_source(table, topic) -%}
 CREATE TABLE {{ table }} (
-    payload STRING,
+    payload BYTES,
     kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
     kafka_partition INT METADATA FROM 'partition' VIRTUAL,
     kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
@@ -23,7 +24,6 @@ CREATE TABLE {{ table }} (
     'scan.startup.mode' = {{ cfg.scan_startup_mode | sql_string }},
     'scan.bounded.mode' = {{ cfg.scan_bounded_mode | sql_string }},
     'scan.watermark.idle-timeout' = '{{ cfg.source_idle_timeout_seconds }} s',
-    'format' = 'raw',
-    'raw.charset' = 'UTF-8'
+    'format' = 'raw'
 )
 {%- endmacro %}

@@ -12,6 +12,7 @@ interval join into a regular join); the outputs are changelog files (debezium-js
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -212,7 +213,8 @@ def local_job_options(settings: Settings) -> dict[str, str]:
 
 
 def write_inputs(root: Path, records: list[Record], users: dict[int, str]) -> None:
-    """One JSON-lines file per topic in send order; offsets numbered per topic and partition."""
+    """One JSON-lines file per topic in send order; offsets numbered per topic and partition. The
+    payload column is BYTES, which the json format reads as base64: the payload's UTF-8 bytes."""
     offsets: Counter[tuple[str, int]] = Counter()
     lines: dict[str, list[str]] = {"clicks": [], "checkouts": []}
     for record in sorted(records, key=lambda r: r.send_at):
@@ -221,7 +223,9 @@ def write_inputs(root: Path, records: list[Record], users: dict[int, str]) -> No
         lines[record.topic].append(
             json.dumps(
                 {
-                    "payload": record.payload,
+                    "payload": None
+                    if record.payload is None
+                    else base64.b64encode(record.payload.encode()).decode(),
                     "kafka_topic": record.topic,
                     "kafka_partition": record.partition,
                     "kafka_offset": record.offset,

@@ -17,7 +17,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * JSON_FIELDS(payload, 'spec', ...): reads a record's raw text once and returns exactly one row:
+ * JSON_FIELDS(payload, 'spec', ...): reads a record's raw bytes (UTF-8 JSON; BYTES, see
+ * code/source/_kafka_raw.sql) once and returns exactly one row:
  *
  * <pre>
  *   payload_chars      INT      the payload's length in characters (NULL for a NULL payload)
@@ -52,7 +53,7 @@ public class JsonFields extends TableFunction<RowData> {
      */
     private transient FieldSpec[] fields;
 
-    public void eval(StringData payload, StringData... specs) {
+    public void eval(byte[] payload, StringData... specs) {
         if (fields == null) {
             fields = new FieldSpec[specs.length];
             for (int i = 0; i < fields.length; i++) {
@@ -75,9 +76,10 @@ public class JsonFields extends TableFunction<RowData> {
     @Override
     public TypeInference getTypeInference(DataTypeFactory typeFactory) {
         // Specs are checked to be literals by the output strategy, which reads them.
+        ArgumentTypeStrategy bytes = InputTypeStrategies.explicit(DataTypes.BYTES());
         ArgumentTypeStrategy text = InputTypeStrategies.explicit(FieldSpec.TEXT);
         return TypeInference.newBuilder()
-                .inputTypeStrategy(InputTypeStrategies.varyingSequence(text, text))
+                .inputTypeStrategy(InputTypeStrategies.varyingSequence(bytes, text))
                 .outputTypeStrategy(JsonFields::outputType)
                 .build();
     }

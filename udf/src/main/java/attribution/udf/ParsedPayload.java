@@ -19,9 +19,10 @@ import java.util.Map;
  *
  * <p>Why a per-thread memo: a record's payload is read by several calls (the source's watermark,
  * JSON_FIELDS, JSON_TIMESTAMP in the validation rules), and parsing is the costly part. The same
- * payload object normally reaches every call of one record, so the check is an identity
- * comparison; an equal payload in another object (a copy) is recognised by its bytes. Parsing is
- * deterministic, so an equal payload gives the same fields.
+ * payload array reaches every call of one record (the Kafka source gives each record its own, and
+ * nothing writes to it), so the check is an identity comparison; an equal payload in another
+ * array (a copy) is recognised by its bytes. Parsing is deterministic, so an equal payload gives
+ * the same fields.
  */
 final class ParsedPayload {
 
@@ -32,9 +33,8 @@ final class ParsedPayload {
     /** Stands for "not a timestamp" in the memo, where a missing key means "not read yet". */
     private static final TimestampData INVALID = TimestampData.fromEpochMillis(Long.MIN_VALUE);
 
-    /** The payload these fields were read from: the object, and a copy of its bytes. */
-    private StringData source;
-    private byte[] bytes;
+    /** The payload these fields were read from. */
+    private byte[] source;
     /** NULL when the payload is not exactly one JSON object. */
     private Map<String, StringData> fields;
     private boolean containsNul;
@@ -44,12 +44,11 @@ final class ParsedPayload {
     private ParsedPayload() {}
 
     /** The parsed form of {@code payload} (not NULL). */
-    static ParsedPayload of(StringData payload) {
+    static ParsedPayload of(byte[] payload) {
         ParsedPayload last = LAST.get();
         if (payload != last.source) {
-            byte[] bytes = payload.toBytes();
-            if (last.bytes == null || !Arrays.equals(last.bytes, bytes)) {
-                last.read(bytes.clone()); // toBytes() may return a buffer that is reused
+            if (last.source == null || !Arrays.equals(last.source, payload)) {
+                last.read(payload);
             }
             last.source = payload;
         }
@@ -94,7 +93,6 @@ final class ParsedPayload {
     }
 
     private void read(byte[] payload) {
-        bytes = payload;
         chars = countChars(payload);
         containsNul = false;
         timestamps.clear();
