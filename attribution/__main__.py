@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from attribution import job, keeper, provision, services, stack, supervision
+from attribution import health, job, keeper, provision, services, stack, supervision
 from attribution.config import ConfigError, Settings, describe
 from attribution.services import StackError
 from attribution.supervision import SupervisionError
@@ -101,26 +101,43 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
         last = keeper.read_status(settings)
         if last.get("last_action"):
             print(f"          last action: {last['last_action']}")
+    found: list[str] = []
     if stack.flink_overview(settings) is not None:
         for status in job.active_jobs(settings):
             print(f"  job {status.name}: {status.state} ({status.job_id})")
-            print_job_figures(settings, status.job_id)
+            lag = keeper_lag(settings, status.job_id, intent)
+            found += print_job_figures(settings, status.job_id, status.state, lag)
     try:
         import psycopg2
 
         with psycopg2.connect(settings.psycopg_dsn(), connect_timeout=2) as conn, conn.cursor() as cur:
             cur.execute(f"SELECT count(*), count(click_id), count(user_name) FROM {settings.sink_table}")
             rows, attributed, named = cur.fetchall()[0]
-            cur.execute(f"SELECT count(*) FROM {settings.dead_letter_table}")
-            (dead,) = cur.fetchall()[0]
+            dead = health.dead_letters(settings, conn)
             # The models of the job `make job` started, which may not be those of this shell.
             models = model_comparison(with_job_models(settings, intent), conn)
         print(f"  {settings.sink_table}: {rows} rows, {attributed} attributed, {named} with user_name")
         for row in models:
             print(f"  {model_line(*row)}")
-        print(f"  {settings.dead_letter_table}: {dead} rows")
+        print(
+            f"  {settings.dead_letter_table}: {dead.total} rows, {dead.last_minute} in the last minute "
+            f"({dead.per_minute_before:.1f}/min in the ten before)"
+        )
+        found += health.problems(settings, "", None, None, (), dead)
     except Exception as error:  # status is best effort: a stopped database is a normal answer
         print(f"  postgres: not reachable ({type(error).__name__})")
+    if intent is not None and intent.state == keeper.FAILED:
+        found.append(f"the keeper gave up on the job: {intent.note}")
+    print("  problems: none" if not found else "  PROBLEMS (need a human):")
+    for problem in found:
+        print(f"  ! {problem}")
+
+
+def keeper_lag(settings: Settings, job_id: str, intent: keeper.Intent | None) -> list[tuple[float, float]]:
+    """The keeper's recent lag samples of this job (growth needs a history), else none."""
+    if intent is None or intent.job_id != job_id:
+        return []
+    return [(t, v) for t, v in keeper.read_status(settings).get("lag", [])]
 
 
 def with_job_models(settings: Settings, intent: keeper.Intent | None) -> Settings:
@@ -179,8 +196,15 @@ def model_line(
     return shown
 
 
-def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2.0) -> None:
-    """Business figures from the job's counters (two readings for rates), lag and checkpoints."""
+def print_job_figures(
+    settings: Settings,
+    job_id: str,
+    state: str,
+    lag_samples: list[tuple[float, float]],
+    sample_seconds: float = 2.0,
+) -> list[str]:
+    """Business figures from the job's counters (two readings for rates), restarts, lag and
+    checkpoints; returns the problems found (attribution/health.py)."""
     import time
 
     from attribution import metrics
@@ -230,16 +254,29 @@ def print_job_figures(settings: Settings, job_id: str, sample_seconds: float = 2
             f"    event-time lag (now - watermark into the join):"
             f" {time.time() - min(watermarks) / 1000:.1f} s"
         )
-    checkpoints = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")
-    latest = (checkpoints.get("latest") or {}).get("completed")
-    counts = checkpoints.get("counts", {})
+    restarts = health.restarts(settings, job_id)
+    cause = ""
+    if restarts.last_cause:
+        cause = f"; last cause ({restarts.last_ago:.0f} s ago): {restarts.last_cause}"
+    print(
+        f"    restarts: {restarts.recent} in the last {health.WINDOW_SECONDS // 60} min, "
+        f"{restarts.total} in all{cause}"
+    )
+    lag = metrics.pending_records(samples, job_id)
+    if lag is not None:
+        lag_samples = [*lag_samples, (time.time(), lag)]
+        print(f"    consumer lag: {lag:,.0f} records")
+    checkpoints = health.checkpoints(settings, job_id)
+    stats = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")
+    latest = (stats.get("latest") or {}).get("completed")
     if latest:
-        age = time.time() - latest["latest_ack_timestamp"] / 1000
         print(
-            f"    last checkpoint: #{latest['id']} {age:.0f} s ago, {latest['state_size'] / 2**20:.1f} MiB, "
-            f"{latest['end_to_end_duration']} ms; failed {counts.get('failed', 0)}, restarts "
-            f"{len(job.exception_history(settings, job_id))}"
+            f"    last checkpoint: #{latest['id']} {checkpoints.completed_ago:.0f} s ago, "
+            f"{latest['state_size'] / 2**20:.1f} MiB, {latest['end_to_end_duration']} ms; "
+            f"failed {checkpoints.failed_total} ({checkpoints.failed_recent} in the last "
+            f"{health.WINDOW_SECONDS // 60} min)"
         )
+    return health.problems(settings, state, restarts, checkpoints, lag_samples)
 
 
 def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:

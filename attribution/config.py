@@ -32,6 +32,12 @@ def unqualified(table: str) -> str:
 # The attribution models the job can write (process/_attribution_models.sql).
 ATTRIBUTION_MODELS = ("first_click", "last_click", "linear")
 
+# What the output tables (postgres/init.sql) can hold, checked by the job before any write: a
+# record that breaks a limit is dead-lettered instead of failing the sink on every retry.
+# checkout_id and click_id are primary-key columns. A Postgres btree entry holds at most 2,704
+# bytes, and the linear table's key holds both ids at up to 4 bytes a character.
+ID_MAX_CHARS = 256
+
 
 class ConfigError(ValueError):
     """A setting's environment override could not be parsed."""
@@ -92,6 +98,9 @@ class Settings:
     dead_letter_table: str = _setting(
         "DEAD_LETTER_TABLE", "commerce.dead_letters", "Rejected records with the reason"
     )
+    dead_letter_retention_days: int = _setting(
+        "DEAD_LETTER_RETENTION_DAYS", 14, "Dead letters older than this are deleted (0: kept forever)"
+    )
 
     # Flink cluster
     flink_rest_host: str = _setting("FLINK_REST_HOST", "127.0.0.1", "Flink REST API / web UI host")
@@ -143,8 +152,9 @@ class Settings:
     )
     max_future_skew_seconds: int = _setting(
         "MAX_FUTURE_SKEW_SECONDS",
-        86400,
-        "Events stamped further ahead of their Kafka timestamp are dead-lettered (protects event time)",
+        120,
+        "Events stamped further ahead of their Kafka timestamp, or of the job's clock, are "
+        "dead-lettered: a wrong clock cannot move event time (docs/reliability.md)",
     )
     max_payload_chars: int = _setting(
         "MAX_PAYLOAD_CHARS", 65536, "Longer records are dead-lettered (and stored cut to this length)"
@@ -226,9 +236,12 @@ class Settings:
     @property
     def jdbc_url(self) -> str:
         # reWriteBatchedInserts turns a JDBC batch into multi-row INSERTs: fewer round trips.
+        # The timeouts (seconds) bound a call to a Postgres that is frozen or cut off with its
+        # connections half-open: the call fails, is retried, and the task restarts, where without
+        # them it would wait for TCP to give up (minutes) with checkpoints stalled behind it.
         return (
             f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
-            "?reWriteBatchedInserts=true"
+            "?reWriteBatchedInserts=true&connectTimeout=10&socketTimeout=30&tcpKeepAlive=true"
         )
 
     @property
@@ -290,6 +303,10 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be > 0, got {getattr(self, name)}")
+        if self.dead_letter_retention_days < 0:
+            raise ConfigError("DEAD_LETTER_RETENTION_DAYS must be >= 0 (0: kept forever)")
+        if self.max_future_skew_seconds < 0:
+            raise ConfigError("MAX_FUTURE_SKEW_SECONDS must be >= 0")
         if self.out_of_orderness_seconds < 0:
             raise ConfigError("OUT_OF_ORDERNESS_SECONDS must be >= 0")
         if self.scan_startup_mode not in {"earliest-offset", "latest-offset", "group-offsets"}:

@@ -9,6 +9,12 @@ cluster (supervised in the embedded stack, a service in Compose) and every few s
   of the job or, before its first checkpoint, from what the job itself was started from;
 - leaves alone a job that was cancelled or stopped by other means (web UI, REST) and records that,
   and records a job that FAILED instead of resubmitting it into a crash loop;
+- retries a submission that failed for a passing reason (the REST endpoint, a timeout) with
+  exponential back-off, for as long as it takes, and gives up only on what will not fix itself
+  (the SQL or the state no longer fits: PERMANENT_ERRORS), naming it;
+- watches the job's health (attribution/health.py: a restart loop, failing checkpoints, growing
+  lag, rising dead letters), logs each new problem and records it for `make status`;
+- deletes dead letters older than DEAD_LETTER_RETENTION_DAYS;
 - after the embedded broker restarted (its topics start empty), creates the topics again, drains
   the job (results waiting for event time are written) and starts it without state: offsets
   into the old topics mean nothing in the new ones.
@@ -30,11 +36,26 @@ from pathlib import Path
 
 import requests
 
-from attribution import job, provision, supervision
+from attribution import health, job, provision, supervision
 from attribution.config import Settings
 
 RUNNING, STOPPED, FAILED = "running", "stopped", "failed"
-MAX_SUBMISSIONS = 3
+# Submission errors that another try cannot fix: the job's SQL does not plan, or the state it
+# restores from does not fit it (a human decides, e.g. `make job FRESH=1`).
+PERMANENT_ERRORS = (
+    "ValidationException",
+    "SqlParserException",
+    "SqlValidateException",
+    "TableException",
+    "StateMigrationException",
+    "ConfigError",
+    "Failed to rollback to checkpoint",
+    "Cannot map checkpoint/savepoint state",
+)
+# Back-off between failed submissions: 2 s, 4 s, ... up to 5 minutes, then every 5 minutes.
+SUBMISSION_BACKOFF_SECONDS = (2.0, 300.0)
+HEALTH_INTERVAL_SECONDS = 10.0
+RETENTION_INTERVAL_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +67,8 @@ class Intent:
     savepoint: str | None = None  # the last savepoint `make stop-job` took of it
     broker_started: float | None = None  # the embedded broker incarnation job_id reads from
     note: str = ""
-    failed_submissions: int = 0  # in a row; at MAX_SUBMISSIONS the keeper gives up (no crash loop)
+    failed_submissions: int = 0  # in a row
+    next_submission_at: float | None = None  # after a failed one: not before this time (epoch s)
 
     @property
     def settings(self) -> Settings:
@@ -164,6 +186,7 @@ def keep(settings: Settings, start: bool = False, interval: float = 2.0) -> None
     _status_file(settings).unlink(missing_ok=True)  # a previous keeper's last action is not this one's
     loops = 0
     topics_for: float | None = None
+    watch = Watch()
     while True:
         action = ""
         try:
@@ -185,9 +208,79 @@ def keep(settings: Settings, start: bool = False, interval: float = 2.0) -> None
         except Exception as error:  # kafka and psycopg errors: retried, never fatal to the keeper
             action = f"will retry: {type(error).__name__}: {str(error)[:300]}"
             log(action)
+        watch.look(settings)
         loops += 1
-        _write_status(settings, loops, action)
+        _write_status(settings, loops, action, watch)
         time.sleep(interval)
+
+
+@dataclass
+class Watch:
+    """The keeper's view of the job's health between rounds: lag samples over the last minutes
+    (growth needs a history), the problems last logged, when dead letters were last pruned."""
+
+    lag: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    looked_at: float = 0.0
+    pruned_at: float = 0.0
+
+    def look(self, settings: Settings) -> None:
+        now = time.time()
+        if now - self.looked_at < HEALTH_INTERVAL_SECONDS:
+            return
+        self.looked_at = now
+        try:
+            found = self._problems(settings, now)
+        except Exception as error:  # a cluster or database that does not answer: said by status
+            found = [f"health unknown: {type(error).__name__}: {str(error).splitlines()[0][:200]}"]
+        for problem in found:
+            if problem.split(":")[0] not in {p.split(":")[0] for p in self.problems}:
+                log(f"PROBLEM {problem}")
+        self.problems = found
+        if now - self.pruned_at >= RETENTION_INTERVAL_SECONDS:
+            self.pruned_at = now
+            try:
+                pruned = prune_dead_letters(settings)
+                if pruned:
+                    days = settings.dead_letter_retention_days
+                    log(f"deleted {pruned} dead letters older than {days} days")
+            except Exception as error:
+                log(f"dead-letter retention will retry: {type(error).__name__}: {error}")
+
+    def _problems(self, settings: Settings, now: float) -> list[str]:
+        intent = read_intent(settings)
+        if intent is None or intent.state != RUNNING or intent.job_id is None or not _cluster_up(settings):
+            self.lag.clear()
+            return []
+        state = _state_of(settings, intent.job_id)
+        if state is None:
+            return []
+        lag = health.consumer_lag(settings, intent.job_id)
+        if lag is not None:
+            self.lag = [(t, v) for t, v in self.lag if now - t <= health.WINDOW_SECONDS] + [(now, lag)]
+        return health.problems(
+            settings,
+            state,
+            health.restarts(settings, intent.job_id, now),
+            health.checkpoints(settings, intent.job_id, now) if state in job.ACTIVE_STATES else None,
+            self.lag,
+        )
+
+
+def prune_dead_letters(settings: Settings) -> int:
+    """Deletes the dead letters older than DEAD_LETTER_RETENTION_DAYS (0: keeps them all)."""
+    if settings.dead_letter_retention_days == 0:
+        return 0
+    import psycopg2
+
+    with psycopg2.connect(settings.psycopg_dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"DELETE FROM {settings.dead_letter_table} WHERE written_at < now() - %s * interval '1 day'",
+            (settings.dead_letter_retention_days,),
+        )
+        deleted = cur.rowcount
+    conn.close()
+    return deleted
 
 
 def _cluster_up(settings: Settings) -> bool:
@@ -223,6 +316,8 @@ def check_once(settings: Settings, broker: float | None) -> str:
     if adopted:
         write_intent(settings, dataclasses.replace(intent, job_id=adopted[0].job_id))
         return f"adopted {adopted[0].job_id}"
+    if intent.next_submission_at is not None and time.time() < intent.next_submission_at:
+        return ""  # backing off after a failed submission
     restore = job.newest_restore_point(settings, intent.job_id) or intent.restore_from
     if restore and job.written_before_broker(restore, broker):
         restore = None
@@ -233,24 +328,51 @@ def check_once(settings: Settings, broker: float | None) -> str:
         return _submission_failed(settings, intent, error)
     write_intent(
         settings,
-        dataclasses.replace(intent, job_id=job_id, restore_from=restore, note="", failed_submissions=0),
+        dataclasses.replace(
+            intent,
+            job_id=job_id,
+            restore_from=restore,
+            note="",
+            failed_submissions=0,
+            next_submission_at=None,
+        ),
     )
     log(f"resubmitted as {job_id}")
     return f"resubmitted {job_id} from {restore}"
 
 
+def permanent(error: Exception) -> bool:
+    """Whether a submission error is one another try cannot fix (PERMANENT_ERRORS)."""
+    return any(marker in str(error) for marker in PERMANENT_ERRORS)
+
+
+def submission_backoff(failures: int) -> float:
+    """Seconds to wait after the n-th failed submission in a row."""
+    first, longest = SUBMISSION_BACKOFF_SECONDS
+    return min(longest, first * 2 ** (failures - 1))
+
+
 def _submission_failed(settings: Settings, intent: Intent, error: job.JobError) -> str:
-    """Counts a failed resubmission; gives up after MAX_SUBMISSIONS in a row (the SQL may have
-    changed so that the checkpoint no longer fits: a human decides, e.g. `make job FRESH=1`)."""
+    """Records a failed resubmission: a passing error is retried after a back-off, forever; one
+    that will not fix itself leaves the job failed, with its cause, for a human."""
     failures = intent.failed_submissions + 1
-    state = FAILED if failures >= MAX_SUBMISSIONS else RUNNING
     cause = str(error)
-    write_intent(settings, dataclasses.replace(intent, state=state, note=cause, failed_submissions=failures))
-    if state == FAILED:
-        log(f"giving up after {failures} failed submissions: {cause}. `make job` (or FRESH=1) starts it")
-        return "resubmission failed: left failed"
-    log(f"submission {failures} of {MAX_SUBMISSIONS} failed: {cause}")
-    return f"resubmission failed ({failures}/{MAX_SUBMISSIONS})"
+    if permanent(error):
+        note = f"submission cannot succeed: {cause}. Fix it, then `make job` (or FRESH=1)"
+        failed = dataclasses.replace(intent, state=FAILED, note=note, failed_submissions=failures)
+        write_intent(settings, failed)
+        log(f"giving up: {note}")
+        return "resubmission failed for good: left failed"
+    wait = submission_backoff(failures)
+    note = f"submission failed {failures}x in a row, next try in {wait:.0f} s: {cause}"
+    write_intent(
+        settings,
+        dataclasses.replace(
+            intent, note=note, failed_submissions=failures, next_submission_at=time.time() + wait
+        ),
+    )
+    log(note)
+    return f"resubmission failed ({failures}x), retrying in {wait:.0f} s"
 
 
 def _state_of(settings: Settings, job_id: str | None) -> str | None:
@@ -287,15 +409,20 @@ def _status_file(settings: Settings) -> Path:
     return settings.stack_path / "keeper-status.json"
 
 
-def _write_status(settings: Settings, loops: int, action: str) -> None:
+def _write_status(settings: Settings, loops: int, action: str, watch: Watch) -> None:
     previous = read_status(settings)
     status = {
         "loops": loops,
         "checked_at": time.time(),
         "last_action": action or previous.get("last_action", ""),
         "last_action_at": time.time() if action else previous.get("last_action_at"),
+        "problems": watch.problems,
+        "problems_at": watch.looked_at,
+        "lag": watch.lag,
     }
-    _status_file(settings).write_text(json.dumps(status))
+    temporary = _status_file(settings).with_suffix(".tmp")
+    temporary.write_text(json.dumps(status))
+    temporary.replace(_status_file(settings))
 
 
 def read_status(settings: Settings) -> dict:

@@ -68,3 +68,13 @@ def latency_quantiles(samples: list[Sample], job_id: str) -> dict[str, float]:
             q = sample.labels["quantile"]
             worst[q] = max(worst.get(q, float("-inf")), sample.value)
     return worst
+
+
+PENDING_RECORDS = "flink_taskmanager_job_task_operator_pendingRecords"
+
+
+def pending_records(samples: list[Sample], job_id: str) -> float | None:
+    """The consumer lag of one job's Kafka sources (FLIP-33 pendingRecords, summed over source
+    subtasks); None before any source has fetched (the metric appears with the first fetch)."""
+    values = [s.value for s in samples if s.name == PENDING_RECORDS and s.labels.get("job_id") == job_id]
+    return sum(values) if values else None

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from attribution.config import Settings
+from attribution.config import PROJECT_ROOT, Settings
 from attribution.supervision import Program
 from attribution.templates import render_file
 
@@ -258,6 +258,7 @@ def render_prometheus_conf(settings: Settings) -> Path:
         render_file(
             "prometheus/prometheus.yml.j2",
             flink_targets=[f"127.0.0.1:{p}" for p in settings.metrics_ports[:4]],
+            alert_rules=str(PROJECT_ROOT / "prometheus" / "alerts.yml"),
         )
     )
     return config

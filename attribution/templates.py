@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from attribution.config import PROJECT_ROOT, schema_of, unqualified
+from attribution.config import ID_MAX_CHARS, PROJECT_ROOT, schema_of, unqualified
 
 
 def sql_string(value: object) -> str:
@@ -51,6 +51,7 @@ def environment() -> jinja2.Environment:
     env.filters["supervisor_word"] = supervisor_word
     env.filters["schema_of"] = schema_of
     env.filters["unqualified"] = unqualified
+    env.globals["id_max_chars"] = ID_MAX_CHARS
     return env
 
 

@@ -184,7 +184,10 @@ SELECT model, checkouts, attributed_checkouts,
        round(clicks_credited_per_checkout, 2) AS clicks_credited_per_checkout
 FROM models;
 
--- Records the job could not use, with the reason (see README, "Bad input").
+-- Records the job could not use, with the reason (docs/reliability.md). Keyed by where the record
+-- was read and its Kafka timestamp: a replay after recovery rewrites the same row, and a broker that
+-- started its offsets at 0 again adds rows instead of overwriting old ones. Rows older than
+-- DEAD_LETTER_RETENTION_DAYS are deleted by the keeper; `make replay-dead-letters` sets replayed_at.
 CREATE TABLE IF NOT EXISTS {{ cfg.dead_letter_table }} (
     source_topic VARCHAR NOT NULL,
     source_partition INT NOT NULL,
@@ -192,7 +195,30 @@ CREATE TABLE IF NOT EXISTS {{ cfg.dead_letter_table }} (
     reason VARCHAR NOT NULL,
     payload TEXT,
     payload_chars INT,
-    kafka_timestamp TIMESTAMP,
+    kafka_timestamp TIMESTAMP NOT NULL,
     written_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (source_topic, source_partition, source_offset)
+    replayed_at TIMESTAMPTZ,
+    PRIMARY KEY (source_topic, source_partition, source_offset, kafka_timestamp)
 );
+
+-- A table made by an earlier version: keyed without the timestamp, and no replayed_at.
+ALTER TABLE {{ cfg.dead_letter_table }} ADD COLUMN IF NOT EXISTS replayed_at TIMESTAMPTZ;
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index AS i
+        JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = '{{ cfg.dead_letter_table }}'::regclass AND i.indisprimary
+          AND a.attname = 'kafka_timestamp'
+    ) THEN
+        UPDATE {{ cfg.dead_letter_table }} SET kafka_timestamp = 'epoch' WHERE kafka_timestamp IS NULL;
+        ALTER TABLE {{ cfg.dead_letter_table }} ALTER COLUMN kafka_timestamp SET NOT NULL;
+        ALTER TABLE {{ cfg.dead_letter_table }} DROP CONSTRAINT {{ cfg.dead_letter_table | unqualified }}_pkey;
+        ALTER TABLE {{ cfg.dead_letter_table }}
+            ADD PRIMARY KEY (source_topic, source_partition, source_offset, kafka_timestamp);
+    END IF;
+END
+$$;
+
+CREATE INDEX IF NOT EXISTS {{ cfg.dead_letter_table | unqualified }}_written_at
+    ON {{ cfg.dead_letter_table }} (written_at);

@@ -3,6 +3,28 @@ rule tests (a local Flink) and the integration test (the real connectors and Pos
 
 from __future__ import annotations
 
+import random
+from datetime import datetime, timedelta
+
+from attribution.config import ID_MAX_CHARS
+from tests.events import fmt
+
+
+def random_id(length: int, seed: int) -> str:
+    """An id Postgres cannot compress: random letters and digits (a repetitive one it can)."""
+    rng = random.Random(seed)
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(length))
+
+
+def widest_id(prefix: str) -> str:
+    """An id of exactly ID_MAX_CHARS characters of 4 bytes each in UTF-8: the largest key accepted."""
+    return prefix + "\U0001f600" * (ID_MAX_CHARS - len(prefix))
+
+
+def shifted(event: dict, delta: timedelta) -> str:
+    """The event's datetime_occured moved by delta (a clock that is wrong by that much)."""
+    return fmt(datetime.strptime(event["datetime_occured"], "%Y-%m-%d %H:%M:%S.%f") + delta)
+
 
 def bad_records(
     ok_click: dict, ok_checkout: dict, max_payload_chars: int
@@ -105,6 +127,37 @@ def bad_records(
             "payload_too_large",
         ),
         ("checkouts", {**ok_checkout, "checkout_id": "  "}, "missing_checkout_id"),
+        # Ids longer than a key of the output tables can hold; one character over the limit.
+        ("clicks", {**ok_click, "click_id": random_id(3000, 1)}, "click_id_too_long"),
+        ("checkouts", {**ok_checkout, "checkout_id": random_id(3000, 2)}, "checkout_id_too_long"),
+        ("checkouts", {**ok_checkout, "checkout_id": widest_id("bad-") + "x"}, "checkout_id_too_long"),
+        ("clicks", {**ok_click, "click_id": widest_id("bad-") + "x"}, "click_id_too_long"),
+        # A device clock two hours ahead (its Kafka timestamp right), on both topics.
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-clock", "datetime_occured": shifted(ok_click, timedelta(hours=2))},
+            "datetime_occured_in_future",
+        ),
+        (
+            "checkouts",
+            {
+                **ok_checkout,
+                "checkout_id": "bad-clock",
+                "datetime_occured": shifted(ok_checkout, timedelta(hours=2)),
+            },
+            "datetime_occured_in_future",
+        ),
+        # The rowtime of an unusable record is 1970-01-01 00:00:00: no event time at or before it.
+        (
+            "checkouts",
+            {**ok_checkout, "checkout_id": "bad-epoch", "datetime_occured": "1970-01-01 00:00:00.000"},
+            "datetime_occured_too_early",
+        ),
+        (
+            "clicks",
+            {**ok_click, "click_id": "bad-old", "datetime_occured": "0001-01-01 00:00:00.000"},
+            "datetime_occured_too_early",
+        ),
         ("checkouts", {**ok_checkout, "checkout_id": "bad-user", "user_id": "abc"}, "invalid_user_id"),
         (
             "checkouts",

@@ -62,16 +62,20 @@ CASE
     -- (A raw NUL byte is not valid JSON; this is the escaped \u0000 in a field.)
     WHEN {{ field('payload_has_nul') }} THEN 'nul_character'
     WHEN {{ text(id_field) }} IS NULL THEN 'missing_{{ id_field }}'
+    -- A primary-key column of the output tables (ID_MAX_CHARS in attribution/config.py).
+    WHEN CHAR_LENGTH({{ text(id_field) }}) > {{ id_max_chars }} THEN '{{ id_field }}_too_long'
     WHEN {{ field('user_id') }} IS NULL THEN 'missing_user_id'
     WHEN {{ int_field('user_id') }} IS NULL THEN 'invalid_user_id'
     WHEN {{ text('product_id') }} IS NULL THEN 'missing_product_id'
     WHEN {{ field('datetime_occured') }} IS NULL THEN 'missing_datetime_occured'
-    -- The source gives an unusable datetime_occured the rowtime unusable_time(); which kind:
+    -- The source gives an unusable datetime_occured the rowtime unusable_time(); which kind
+    -- (not compared with the clock again: the source's reading of it decided):
     WHEN event_time = {{ unusable_time() }} AND {{ column('datetime_occured:timestamp') }} IS NULL
         THEN 'invalid_datetime_occured'
     WHEN event_time = {{ unusable_time() }}
-         AND {{ column('datetime_occured:timestamp') }} > CAST(kafka_timestamp AS TIMESTAMP(3))
+         AND {{ column('datetime_occured:timestamp') }} > {{ unusable_time() }}
         THEN 'datetime_occured_in_future'
+    WHEN event_time = {{ unusable_time() }} THEN 'datetime_occured_too_early'
 {%- if amount %}
     -- DECIMAL(10, 2) in the sink: an amount that does not fit would fail every write.
     WHEN {{ field(amount) }} IS NOT NULL AND {{ amount_field(amount) }} IS NULL

@@ -1,5 +1,7 @@
--- Every rejected record, with where it came from and why. Keyed by (topic, partition, offset),
--- so a replay after recovery rewrites the same rows instead of adding new ones.
+{% from "source/_event_time.sql" import unusable_time %}
+-- Every rejected record, with where it came from and why. Keyed by (topic, partition, offset,
+-- Kafka timestamp): a replay after recovery rewrites the same rows, and a new broker whose
+-- offsets start at 0 again adds rows instead of overwriting them.
 CREATE TEMPORARY VIEW rejected_records AS
 SELECT kafka_topic, kafka_partition, kafka_offset, reject_reason, payload, payload_chars, kafka_timestamp
 FROM clicks_checked
@@ -19,5 +21,8 @@ SELECT
     -- cannot hold them), capped so that one oversized record cannot bloat the table.
     SUBSTRING(REPLACE(COALESCE(CAST(payload AS STRING), ''), CHR(0), ''), 1, {{ cfg.max_payload_chars }}) AS payload,
     payload_chars,
-    CAST(kafka_timestamp AS TIMESTAMP(3)) AS kafka_timestamp
+    -- A producer may stamp any long; Postgres stores years 4713 BC to 294276 (a key column: not NULL).
+    LEAST(
+        GREATEST(CAST(kafka_timestamp AS TIMESTAMP(3)), {{ unusable_time() }}),
+        TIMESTAMP '9999-12-31 23:59:59.999') AS kafka_timestamp
 FROM rejected_records

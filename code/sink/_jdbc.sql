@@ -4,7 +4,9 @@
     'url' = {{ cfg.jdbc_url | sql_string }},
     'table-name' = {{ table | sql_string }},
     'username' = {{ cfg.postgres_user | sql_string }},
-    'password' = {{ cfg.postgres_password | sql_string }}
+    'password' = {{ cfg.postgres_password | sql_string }},
+    -- How long a retry waits to learn that its connection is dead (the default is 60 s).
+    'connection.max-retry-timeout' = '10 s'
 {%- endmacro %}
 
 {#- Batching and retries of the upsert sinks. -#}

@@ -8,7 +8,7 @@ CREATE TABLE dead_letters (
     payload STRING,
     payload_chars INT,
     kafka_timestamp TIMESTAMP(3),
-    PRIMARY KEY (source_topic, source_partition, source_offset) NOT ENFORCED
+    PRIMARY KEY (source_topic, source_partition, source_offset, kafka_timestamp) NOT ENFORCED
 ) WITH (
     {{ jdbc_options(cfg.dead_letter_table) }},
     {{ sink_options() }}

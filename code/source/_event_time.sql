@@ -7,10 +7,16 @@
 JSON_TIMESTAMP(payload, 'datetime_occured')
 {%- endmacro %}
 
-{#- The rowtime of a record whose datetime_occured is unusable (invalid, or too far ahead of its
-    Kafka timestamp): always late, so it never advances the watermark. -#}
+{#- The rowtime of a record whose datetime_occured is unusable (invalid, too far ahead, or not
+    after this time itself): always late, so it never advances the watermark. -#}
 {% macro unusable_time() -%}
 TIMESTAMP '1970-01-01 00:00:00.000'
+{%- endmacro %}
+
+{#- The latest datetime_occured a record may carry: MAX_FUTURE_SKEW_SECONDS past its Kafka
+    timestamp, and past the job's own clock, since a producer with a wrong clock stamps both. -#}
+{% macro latest_plausible_time() -%}
+CAST(LEAST(kafka_timestamp, CURRENT_TIMESTAMP) AS TIMESTAMP(3)) + {{ cfg.max_future_skew_seconds | sql_interval }}
 {%- endmacro %}
 
 {#- The time columns of a raw event table. The rowtime must never be NULL (the watermark assigner
@@ -20,8 +26,8 @@ TIMESTAMP '1970-01-01 00:00:00.000'
     proc_time AS PROCTIME(),
     event_time AS COALESCE(
         CASE
-            WHEN {{ occurred_at() }}
-                 <= CAST(kafka_timestamp AS TIMESTAMP(3)) + {{ cfg.max_future_skew_seconds | sql_interval }}
+            WHEN {{ occurred_at() }} > {{ unusable_time() }}
+                 AND {{ occurred_at() }} <= {{ latest_plausible_time() }}
             THEN {{ occurred_at() }}
         END,
         {{ unusable_time() }}),

@@ -17,7 +17,7 @@ import pytest
 from attribution import job, metrics
 from attribution.config import Settings
 from datagen.gen_fake_data import TrafficShape
-from tests.bad_records import bad_records
+from tests.bad_records import bad_records, widest_id
 from tests.events import checkout, click
 from tests.integration.harness import (
     assert_models_exact,
@@ -145,6 +145,10 @@ def test_adversarial_cases_match_reference_and_bad_records_are_dead_lettered(set
     add_checkout("co15", u[15], "p15", t(15))
     # 16. A click for the late checkout sent after event time has moved on (phase 2).
     add_click("c16", u[16], "p16", t(16) - 5 * MIN)
+
+    # 18. Ids of exactly ID_MAX_CHARS characters of 4 bytes: the widest keys Postgres is given.
+    add_click(widest_id("c18-"), u[18], "p18", t(18) - MIN)
+    add_checkout(widest_id("co18-"), u[18], "p18", t(18))
 
     # Bad records, interleaved with the good ones.
     bad_at = t(3)

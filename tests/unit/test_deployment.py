@@ -1082,6 +1082,18 @@ def test_prometheus_configs_are_valid(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_alerting_rules_fire_on_what_needs_a_human_and_only_then() -> None:
+    """The rules flag a restart loop, a job down, failing checkpoints, growing lag and rising dead
+    letters, and stay quiet on one healed restart, a new job's first failed checkpoint, a burst
+    being worked off and a steady trickle of dead letters (prometheus/alerts.test.yml)."""
+    promtool = tool("promtool")
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
+        result = subprocess.run(
+            [promtool, *command], cwd=PROJECT_ROOT / "prometheus", capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def provisioned_datasources() -> dict[str, dict]:
     """Grafana's provisioned data sources by uid."""
     files = sorted((GRAFANA / "provisioning" / "datasources").glob("*.yml"))

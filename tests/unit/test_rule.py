@@ -19,7 +19,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from attribution import sql
 from attribution.config import ATTRIBUTION_MODELS, Settings
 from attribution.deps import client_env, ensure_test_jar
 from datagen.gen_fake_data import TrafficShape, simulated_events
-from tests.bad_records import bad_records
+from tests.bad_records import bad_records, widest_id
 from tests.driver import load_driver
 from tests.events import checkout, click, fmt
 from tests.reference import Attribution, Touch, attribute, linear_touches, parse_time
@@ -562,6 +562,9 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
     add_click("c34-a", u[34], "p34", t(34) - 2 * MIN)
     add_click("c34-b", u[34], "p34", t(34) - 1 * MIN)
     add_checkout("co34", u[34], "p34", t(34))
+    # 35. Ids of exactly ID_MAX_CHARS characters of 4 bytes: the widest keys (one more is rejected).
+    add_click(widest_id("c35-"), u[35], "p35", t(35) - MIN)
+    add_checkout(widest_id("co35-"), u[35], "p35", t(35))
 
     bad_at = t(3)
     ok_click = click("bad", u[21], "p21", bad_at)
@@ -577,6 +580,13 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
     plan.append(Record("clicks", click("wm-click", MARKER_USER, "wm", marker_at), 0, marker_at))
     plan.append(Record("checkouts", checkout("wm-checkout", MARKER_USER, "wm", marker_at), 0, marker_at))
     plan.append(Record("checkouts", checkout("co16-late", u[16], "p16", t(16)), 0, marker_at + SEC))
+    # A producer whose clock is two hours ahead stamps its events and their Kafka records alike:
+    # the job's own clock rejects them.
+    now = datetime.now(UTC).replace(tzinfo=None)
+    ahead = now.replace(microsecond=now.microsecond // 1000 * 1000) + 2 * HOUR  # Kafka's milliseconds
+    for topic, event in (("clicks", click("bad-host-clock", u[21], "p21", ahead)),
+                         ("checkouts", checkout("bad-host-clock", u[21], "p21", ahead))):  # fmt: skip
+        plan.append(Record(topic, event, 1, ahead, "datetime_occured_in_future"))
 
     users = {u[k]: f"user-{k}" for k in range(1, USERS + 1) if k not in {10, 34}}
     first_click = {
@@ -586,7 +596,7 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
         "co15": "c15-B", "co15-utf8": "c15-\uff21", "co16-late": "c16", "co18": "c18",
         "co25": "c25-early", "co26": "c26-earlier", "co27": "c27-a", "co28": "c28-a", "co28-up": "c28-a",
         "co29": "c29-a", "co30": "c30", "co31": "c31-lower", "co32-1": "c32-a", "co32-2": "c32-a",
-        "co34": "c34-a",
+        "co34": "c34-a", widest_id("co35-"): widest_id("c35-"),
     }  # fmt: skip
     last_click = {
         "co1": "c1", "co2": None, "co3": "c3", "co4": None, "co5": "c5-late", "co6": "c6",
@@ -594,13 +604,13 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
         "co12-2": "c12-b", "co13": None, "co15": "c15-b", "co15-utf8": "c15-\U0001f600",
         "co16-late": "c16", "co25": "c25-late", "co26": "c26-late", "co27": "c27-d", "co28": "c28-c",
         "co28-up": "c28-c", "co29": "c29-b", "co30": "c30", "co31": "c31-upper", "co32-1": "c32-a",
-        "co32-2": "c32-b", "co34": "c34-b",
+        "co32-2": "c32-b", "co34": "c34-b", widest_id("co35-"): widest_id("c35-"),
     }  # fmt: skip
     touches = {
         "co1": 1, "co2": 0, "co3": 1, "co4": 0, "co5": 3, "co7": 2, "co8": 0, "co10": 1, "co11": 1,
         "co12-1": 1, "co12-3": 1, "co12-2": 1, "co13": 0, "co15": 3, "co15-utf8": 2, "co16-late": 1,
         "co17-bare": 0, "co25": 2, "co26": 2, "co27": 4, "co28": 3, "co28-up": 3, "co29": 2, "co30": 1,
-        "co31": 2, "co32-1": 1, "co32-2": 2, "co33": 2, "co34": 2,
+        "co31": 2, "co32-1": 1, "co32-2": 2, "co33": 2, "co34": 2, widest_id("co35-"): 1,
     }  # fmt: skip
     credits = {
         "co27": Decimal("2.5"), "co28": Decimal("3.3333333333333"), "co28-up": Decimal("6.6666666666667"),
@@ -682,7 +692,8 @@ def test_every_bad_record_is_dead_lettered_with_its_reason_and_payload(flink, ad
         == limit
     )
     # ... and none of them is attributed.
-    bad_ids = {"bad", "bad-nouser", "bad-fut", "bad-amt", "bad-huge", "bad-neg"}
+    bad_ids = {"bad", "bad-nouser", "bad-fut", "bad-amt", "bad-huge", "bad-neg", "bad-clock"}
+    bad_ids.add("bad-host-clock")
     assert not bad_ids & (out.attributed.keys() | out.last_click.keys() | {c for c, _ in out.touches})
 
 

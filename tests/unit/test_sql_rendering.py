@@ -205,7 +205,7 @@ def test_lookup_is_cached_and_sinks_are_keyed(rendered: sql.JobSql) -> None:
     assert "'lookup.cache' = 'PARTIAL'" in users
     assert "PRIMARY KEY (checkout_id) NOT ENFORCED" in sink
     assert "'table-name' = 'commerce.attributed_checkouts'" in sink
-    assert "PRIMARY KEY (source_topic, source_partition, source_offset)" in dead
+    assert "PRIMARY KEY (source_topic, source_partition, source_offset, kafka_timestamp)" in dead
     assert "'connector' = 'blackhole'" in creating(rendered.ddl, "job_metrics")
 
 
