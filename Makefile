@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CLI := $(PY) -m attribution
+comma := ,
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci sql-client ui viz clean reset docker-run docker-down
+.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci sql-client ui viz clean reset docker-run docker-down replay-dead-letters
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,6 +53,10 @@ down: ## stop everything the stack started
 
 status: setup  ## services (state, restarts), job, business figures (rates, attribution, lag, checkpoint), rows
 	$(CLI) status
+
+replay-dead-letters: setup  ## send dead letters back to their topics once each (REASON=r SINCE=t UNTIL=t ALL=1 DRY_RUN=1)
+	$(CLI) replay-dead-letters $(foreach r,$(subst $(comma), ,$(REASON)),--reason $(r)) \
+		$(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') $(if $(ALL),--all) $(if $(DRY_RUN),--dry-run)
 
 psql: setup  ## open psql on the pipeline's database
 	$(CLI) psql

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 import webbrowser
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,8 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
         print(f"  postgres: not reachable ({type(error).__name__})")
     if intent is not None and intent.state == keeper.FAILED:
         found.append(f"the keeper gave up on the job: {intent.note}")
+    if intent is not None and intent.unwritten:
+        found.append(f"a drain failed: {intent.unwritten}")
     print("  problems: none" if not found else "  PROBLEMS (need a human):")
     for problem in found:
         print(f"  ! {problem}")
@@ -359,6 +362,27 @@ def cmd_sql_client(settings: Settings, args: argparse.Namespace) -> None:
     os.execve(sys.executable, argv, {**os.environ, **settings.to_env(), **client_env(settings)})
 
 
+def cmd_replay_dead_letters(settings: Settings, args: argparse.Namespace) -> None:
+    from attribution import replay
+
+    if not (args.reason or args.since or args.until or args.all):
+        raise StackError("name what to replay: --reason R (repeatable), --since/--until TIME, or --all")
+    selection = replay.Selection(tuple(args.reason or ()), args.since, args.until)
+    outcome = replay.replay(settings, selection, dry_run=args.dry_run)
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{verb} {outcome.sent} dead letter(s) back to their topics", end="")
+    print(
+        f"; {outcome.not_replayable} not replayable (stored cut or empty)" if outcome.not_replayable else ""
+    )
+
+
+def iso_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+
+
 def cmd_keeper(settings: Settings, args: argparse.Namespace) -> None:
     keeper.keep(settings, start=args.start)
 
@@ -381,6 +405,10 @@ COMMANDS = {
     "sql-client": (cmd_sql_client, "a SQL client on the running cluster with the job's tables declared"),
     "ui": (cmd_ui, "open the Flink web UI on the job (prints the URL without a browser)"),
     "viz": (cmd_viz, "open Grafana (Compose) or else Prometheus (prints the URL without a browser)"),
+    "replay-dead-letters": (
+        cmd_replay_dead_letters,
+        "send chosen dead letters back to their topics, once each (after the producer is fixed)",
+    ),
     "keeper": (
         cmd_keeper,
         "keep the job running: resubmit it when a JobManager restart lost it (supervised)",
@@ -408,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument(
                 "--start", action="store_true", help="submit the job first if it was never started (Compose)"
             )
+        if name == "replay-dead-letters":
+            command.add_argument("--reason", action="append", help="only this reason (repeatable)")
+            command.add_argument("--since", type=iso_time, help="only records stamped (Kafka) at or after")
+            command.add_argument("--until", type=iso_time, help="only records stamped (Kafka) before")
+            command.add_argument("--all", action="store_true", help="every dead letter not replayed yet")
+            command.add_argument("--dry-run", action="store_true", help="count, send nothing")
         if name in {"job", "run"}:
             command.add_argument("--savepoint", help="restore from this savepoint / retained checkpoint")
             command.add_argument(

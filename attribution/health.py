@@ -62,7 +62,7 @@ def restarts(settings: Settings, job_id: str, now: float | None = None) -> Resta
     return Restarts(
         recent=sum(1 for t in times if now - t <= WINDOW_SECONDS),
         total=max(total, len(history)),
-        last_cause=job.root_cause(last.get("stacktrace", "")) if last else None,
+        last_cause=job.root_cause(last.get("stacktrace", ""))[:300] if last else None,
         last_ago=now - times[0] if times else None,
     )
 

@@ -117,14 +117,43 @@ def submit(
 
 
 def root_cause(text: str) -> str:
-    """The most telling line of a Java failure as Python sees it: the innermost 'Caused by', else
-    the first exception line (py4j puts it after a line of its own), else the last line."""
-    lines = [line.strip().removeprefix(": ") for line in text.splitlines() if line.strip()]
-    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
-    if causes:
-        return causes[-1][:1000]
-    exceptions = [line for line in lines if re.match(r"[\w.$]+(Exception|Error)\b", line)]
-    return (exceptions[:1] or lines[-1:] or ["(no output)"])[0][:1000]
+    """The most telling line of a Java failure as Python sees it: the innermost cause of the
+    exception's own chain, else the first exception line (py4j puts it after a line of its own),
+    else the last line."""
+    lines = text.splitlines()
+    cause = _innermost_cause(lines, 0, "", set())
+    if cause:
+        return cause[:1000]
+    stripped = [line.strip().removeprefix(": ") for line in lines if line.strip()]
+    exceptions = [line for line in stripped if re.match(r"[\w.$]+(Exception|Error)\b", line)]
+    return (exceptions[:1] or stripped[-1:] or ["(no output)"])[0][:1000]
+
+
+def _innermost_cause(lines: list[str], start: int, indent: str, seen: set[int]) -> str | None:
+    """The last 'Caused by' of the chain printed at this indentation from line `start` on. Java
+    prints an exception met before as '[CIRCULAR REFERENCE: ...]' (a sink's close() adds the
+    failure it already threw as a suppressed one): that chain goes on where it was first printed."""
+    last = None
+    for line in lines[start:]:
+        body = line.lstrip()
+        if body.startswith(("Caused by: ", "Suppressed: ")) and len(line) - len(body) < len(indent):
+            break  # the enclosing exception's next block: this chain has ended
+        if not line.startswith(indent + "Caused by: "):
+            continue
+        cause = line[len(indent) + len("Caused by: ") :].strip()
+        if not cause.startswith("[CIRCULAR REFERENCE: "):
+            last = cause
+            continue
+        target = cause.removeprefix("[CIRCULAR REFERENCE: ").rstrip("]")[:200]
+        for index, earlier in enumerate(lines):
+            caption = earlier.lstrip()
+            printed = caption.removeprefix("Suppressed: ").removeprefix("Caused by: ")
+            if printed.startswith(target) and index not in seen:
+                seen.add(index)
+                depth = earlier[: len(earlier) - len(caption)]
+                return _innermost_cause(lines, index + 1, depth, seen) or printed
+        break
+    return last
 
 
 def wait_until_ended(settings: Settings, job_id: str, timeout: float = 60.0) -> str:
@@ -206,15 +235,46 @@ def newest_restore_point(settings: Settings, job_id: str | None, savepoint: str 
     return str(newest) if newest else None
 
 
-def drain_or_cancel(settings: Settings, job_id: str, say: Callable[[str], None]) -> None:
+def drain_or_cancel(settings: Settings, job_id: str, say: Callable[[str], None]) -> str | None:
     """Stops a job with drain (event time jumps to the end, so results still waiting for the
-    watermark are written) and a savepoint; cancels it when it cannot stop that way."""
+    watermark are written) and a savepoint; cancels it when it cannot stop that way. Returns
+    None when it drained, else what may be left unwritten and why (said as well)."""
     try:
         stop_with_savepoint(settings, job_id, drain=True, timeout=60)
         wait_until_ended(settings, job_id)
+        return None
     except (JobError, requests.RequestException) as error:
-        say(f"job {job_id} did not drain ({str(error).splitlines()[0]}): cancelling it")
-        cancel(settings, job_id)
+        unwritten = undrained(settings, job_id, str(error).splitlines()[0])
+    say(f"WARNING: {unwritten}")
+    cancel(settings, job_id)
+    return unwritten
+
+
+def undrained(settings: Settings, job_id: str, cause: str) -> str:
+    """What a job cancelled without its drain leaves unwritten: the checkouts event time had
+    not passed yet that had no click so far. Their number is estimated from the checkouts the
+    job counted over the last OUT_OF_ORDERNESS_SECONDS of event time it had seen."""
+    from attribution import metrics
+
+    try:
+        watermark = vertex_watermark(settings, job_id, "IntervalJoin") / 1000
+        first = sum(metrics.business_counts(metrics.scrape(settings), job_id).get("checkouts", {}).values())
+        time.sleep(1)
+        rate = (
+            sum(metrics.business_counts(metrics.scrape(settings), job_id).get("checkouts", {}).values())
+            - first
+        )
+    except (requests.RequestException, LookupError, ValueError):
+        watermark, rate = float("-inf"), 0.0
+    # A rowtime watermark counts datetime_occured's wall-clock values as if they were UTC.
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(watermark)) if watermark > 0 else "its start"
+    estimate = f"about {rate * settings.out_of_orderness_seconds:.0f} at the last second's {rate:.0f}/s; "
+    return (
+        f"job {job_id} did not drain ({cause}), so it was cancelled: checkouts with datetime_occured "
+        f"after {since} "
+        f"that had no click yet may be unwritten ({estimate if rate else ''}they are in its last "
+        "retained checkpoint, which `make job` resumes from while the broker still holds its topics)"
+    )
 
 
 def written_before_broker(path: str, broker_started: float | None) -> bool:

@@ -69,6 +69,7 @@ class Intent:
     note: str = ""
     failed_submissions: int = 0  # in a row
     next_submission_at: float | None = None  # after a failed one: not before this time (epoch s)
+    unwritten: str = ""  # a drain of the job that failed: what may be unwritten, and why
 
     @property
     def settings(self) -> Settings:
@@ -387,9 +388,10 @@ def _state_of(settings: Settings, job_id: str | None) -> str | None:
 def _restart_on_new_broker(settings: Settings, intent: Intent, broker: float) -> str:
     job_settings = intent.settings
     provision.create_topics(job_settings)
+    unwritten = None
     if _state_of(settings, intent.job_id) in job.ACTIVE_STATES and intent.job_id:
         log(f"the broker restarted with empty topics: draining job {intent.job_id} (pending results written)")
-        job.drain_or_cancel(settings, intent.job_id, say=log)
+        unwritten = job.drain_or_cancel(settings, intent.job_id, say=log)
     log(
         "starting the job without state: offsets into the old broker's topics mean nothing in the new "
         "ones. Events held only by the old broker are gone; clicks before the restart no longer "
@@ -399,7 +401,12 @@ def _restart_on_new_broker(settings: Settings, intent: Intent, broker: float) ->
     write_intent(
         settings,
         dataclasses.replace(
-            intent, job_id=job_id, restore_from=None, broker_started=broker, note="new broker"
+            intent,
+            job_id=job_id,
+            restore_from=None,
+            broker_started=broker,
+            note="new broker",
+            unwritten=unwritten or intent.unwritten,
         ),
     )
     return f"new broker: restarted the job fresh as {job_id}"

@@ -8,6 +8,7 @@ service is left alone) and `down` stops everything and checks the ports are free
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from attribution import job, keeper, provision, services, supervision
 from attribution.config import Settings
@@ -47,7 +48,7 @@ def up(settings: Settings) -> None:
         # The cluster loaded the job's jars when it started (FLINK_LIB_DIR): a rebuilt UDF jar
         # takes effect only after a restart. A running job is stopped with a savepoint first.
         log("the UDF jar changed since Flink started: restarting Flink to load it")
-        _drain_jobs(settings)
+        drain_jobs(settings)
         for name in ("taskmanager", "jobmanager"):
             supervision.stop(settings, name, log)
     for name in ("jobmanager", "taskmanager", "prometheus", "keeper"):
@@ -78,16 +79,25 @@ def flink_jars_stale(settings: Settings) -> bool:
     return started is not None and jar.is_file() and jar.stat().st_mtime > started
 
 
-def _drain_jobs(settings: Settings) -> None:
+def drain_jobs(settings: Settings, say: Callable[[str], None] = log) -> list[str]:
+    """Stops every job with a drain; returns what each drain that failed may leave unwritten,
+    also recorded for `make status` when it is the keeper's job."""
     import requests
 
     try:
         active = job.active_jobs(settings)
     except requests.RequestException:
-        return  # no cluster
+        return []  # no cluster
+    failures = []
     for status in active:
-        log(f"stopping job {status.name}: draining pending results, then a savepoint")
-        job.drain_or_cancel(settings, status.job_id, say=log)
+        say(f"stopping job {status.name}: draining pending results, then a savepoint")
+        unwritten = job.drain_or_cancel(settings, status.job_id, say=say)
+        intent = keeper.read_intent(settings)
+        if unwritten and intent is not None and intent.job_id == status.job_id:
+            keeper.write_intent(settings, dataclasses.replace(intent, unwritten=unwritten))
+        if unwritten:
+            failures.append(unwritten)
+    return failures
 
 
 def down(settings: Settings) -> None:
@@ -98,7 +108,7 @@ def down(settings: Settings) -> None:
         intent = keeper.read_intent(settings)
         if intent is not None and intent.state == keeper.RUNNING:
             keeper.write_intent(settings, dataclasses.replace(intent, state=keeper.STOPPED, note="make down"))
-        _drain_jobs(settings)
+        drain_jobs(settings)
         for name in ("taskmanager", "jobmanager", "prometheus", "broker", "postgres"):
             supervision.stop(settings, name, log)
         supervision.shutdown_daemon(settings)

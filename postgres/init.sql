@@ -18,6 +18,18 @@ CREATE TABLE IF NOT EXISTS {{ cfg.products_table }} (
     price DECIMAL(10, 2) NOT NULL
 );
 
+{#- Which delivery of a checkout a row is of: the checkout record's Kafka timestamp, partition and
+    offset. The first delivery wins, as in the job (process/_attribution_models.sql). #}
+{% macro delivery(row) -%}
+({{ row }}.delivered_at, {{ row }}.delivery_partition, {{ row }}.delivery_offset)
+{%- endmacro %}
+
+{% macro delivery_columns(table) -%}
+ALTER TABLE {{ table }} ADD COLUMN IF NOT EXISTS delivered_at TIMESTAMP;
+ALTER TABLE {{ table }} ADD COLUMN IF NOT EXISTS delivery_partition INT;
+ALTER TABLE {{ table }} ADD COLUMN IF NOT EXISTS delivery_offset BIGINT;
+{%- endmacro %}
+
 {#- The columns of a model that attributes each checkout to one click (first_click, last_click). #}
 {% macro one_click_table(table) -%}
 CREATE TABLE IF NOT EXISTS {{ table }} (
@@ -37,11 +49,15 @@ CREATE TABLE IF NOT EXISTS {{ table }} (
     user_id INT,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()  -- when the row was last written
 );
+{{ delivery_columns(table) }}
 
 CREATE INDEX IF NOT EXISTS {{ table | unqualified }}_checkout_time ON {{ table }} (checkout_time);
 {%- endmacro %}
 
 {#- The job upserts rows keyed by checkout_id, and within the job an attribution only ever improves
+    for its model. A checkout delivered again after the job's state for it expired writes a row of
+    that later delivery: the first delivery wins every column, as in the job, so such a write
+    changes nothing, and a row of an earlier delivery replaces the row of a later one.
     for its model (first_click: an earlier click replaces a later one; last_click: a later one an
     earlier one; a click replaces "none"). A replay after recovery, or a duplicate checkout arriving
     after its ranking state expired, can still send a worse answer; this trigger keeps the better
@@ -52,6 +68,12 @@ CREATE INDEX IF NOT EXISTS {{ table | unqualified }}_checkout_time ON {{ table }
 CREATE OR REPLACE FUNCTION {{ table | schema_of }}.{{ function }}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF {{ delivery('NEW') }} > {{ delivery('OLD') }} THEN
+        RETURN NULL;  -- a later delivery of the checkout: the first one's row stays as it is
+    ELSIF {{ delivery('NEW') }} < {{ delivery('OLD') }} THEN
+        NEW.updated_at := clock_timestamp();
+        RETURN NEW;  -- an earlier delivery: its row, whatever it attributes
+    END IF;
     IF OLD.click_id IS NOT NULL AND (
         NEW.click_id IS NULL
         OR (NEW.click_time, NEW.click_id COLLATE "C") {{ worse }} (OLD.click_time, OLD.click_id COLLATE "C")
@@ -96,16 +118,25 @@ CREATE TABLE IF NOT EXISTS {{ cfg.linear_clicks_table }} (
     PRIMARY KEY (checkout_id, click_id, click_time)
 );
 
+{{ delivery_columns(cfg.linear_clicks_table) }}
+
 CREATE INDEX IF NOT EXISTS {{ cfg.linear_clicks_table | unqualified }}_checkout_time
     ON {{ cfg.linear_clicks_table }} (checkout_time);
 
--- A checkout delivered again keeps what its first delivery wrote (as the ranked models do).
+-- A click written again for another delivery of its checkout: the row stays the first delivery's.
 CREATE OR REPLACE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.keep_first_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF {{ delivery('NEW') }} < {{ delivery('OLD') }} THEN
+        NEW.updated_at := clock_timestamp();
+        RETURN NEW;
+    END IF;
     NEW.total_amount := OLD.total_amount;
     NEW.product_id := OLD.product_id;
     NEW.checkout_time := OLD.checkout_time;
+    NEW.delivered_at := OLD.delivered_at;
+    NEW.delivery_partition := OLD.delivery_partition;
+    NEW.delivery_offset := OLD.delivery_offset;
     NEW.updated_at := clock_timestamp();
     RETURN NEW;
 END
@@ -126,7 +157,14 @@ SELECT
 FROM (
     SELECT DISTINCT ON (checkout_id, click_id)
         checkout_id, click_id, click_time, total_amount, product_id, checkout_time, updated_at
-    FROM {{ cfg.linear_clicks_table }}
+    FROM (
+        -- Only the rows of the checkout's first delivery (the job writes the clicks of each).
+        SELECT *, rank() OVER (
+            PARTITION BY checkout_id ORDER BY delivered_at, delivery_partition, delivery_offset
+        ) AS delivery_rank
+        FROM {{ cfg.linear_clicks_table }}
+    ) AS delivered
+    WHERE delivery_rank = 1
     ORDER BY checkout_id, click_id, click_time
 ) AS touch
 WINDOW checkout AS (PARTITION BY checkout_id);

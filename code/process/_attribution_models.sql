@@ -5,8 +5,13 @@
 {#- The view each model's rows come from (the latency histogram observes the first model's). #}
 {% set result_view = {'first_click': 'first_click', 'last_click': 'last_click', 'linear': 'linear_touches'} %}
 
+{#- A checkout_id delivered more than once is one checkout: its first delivery (the earliest Kafka
+    timestamp, then partition and offset: the same order on every replay) wins every column, and
+    only its clicks count. The result tables keep that order once this state has expired. #}
+{% set first_delivery = 'details.delivered_at, details.delivery_partition, details.delivery_offset' %}
+
 {#- One click per checkout: the best candidate in `order` (the NULL-click row only if there is no
-    click). A checkout delivered twice becomes one. State per checkout, expiring after
+    click) of its first delivery. State per checkout, expiring after
     ATTRIBUTION_STATE_TTL_SECONDS. Upserted by checkout_id: a better click that arrives out of
     order replaces the attribution written a moment before. #}
 {% macro one_click(view, sink_name, order) -%}
@@ -17,7 +22,7 @@ FROM (
         *,
         ROW_NUMBER() OVER (
             PARTITION BY checkout_id
-            ORDER BY click_time {{ order }} NULLS LAST, click_id {{ order }} NULLS LAST
+            ORDER BY {{ first_delivery }}, click_time {{ order }} NULLS LAST, click_id {{ order }} NULLS LAST
         ) AS click_rank
     FROM click_candidates
 )
@@ -28,7 +33,8 @@ SELECT
     f.checkout_id, f.user_id, f.details.user_name, f.click_id, f.product_id,
     f.details.payment_method, f.details.total_amount, f.details.shipping_address,
     f.details.billing_address, f.details.user_agent, f.details.ip_address,
-    f.checkout_time, f.click_time
+    f.checkout_time, f.click_time,
+    f.details.delivered_at, f.details.delivery_partition, f.details.delivery_offset
 FROM {{ view }} AS f;
 {%- endmacro %}
 
@@ -49,13 +55,19 @@ FROM {{ view }} AS f;
     stale, and a checkout's n clicks cost n writes, not one rewrite of every row per click. #}
 {% macro linear() -%}
 -- Upserted by (checkout_id, click_id, click_time): a checkout or a click delivered twice writes its
--- row again; a click at two times is two rows, of which the view takes the earliest.
+-- row again; a click at two times is two rows, of which the view takes the earliest. Each row
+-- names its checkout's delivery: the view reads the first delivery's rows only.
 CREATE TEMPORARY VIEW linear_touches AS
-SELECT checkout_id, click_id, click_time, details.total_amount AS total_amount, product_id, checkout_time
+SELECT
+    checkout_id, click_id, click_time, details.total_amount AS total_amount, product_id, checkout_time,
+    details.delivered_at AS delivered_at, details.delivery_partition AS delivery_partition,
+    details.delivery_offset AS delivery_offset
 FROM click_candidates
 WHERE click_id IS NOT NULL;
 
 INSERT INTO {{ sink('attribution_touch_clicks') }}
-SELECT checkout_id, click_id, click_time, total_amount, product_id, checkout_time
+SELECT
+    checkout_id, click_id, click_time, total_amount, product_id, checkout_time,
+    delivered_at, delivery_partition, delivery_offset
 FROM linear_touches;
 {%- endmacro %}

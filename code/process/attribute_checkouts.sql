@@ -5,11 +5,15 @@
 -- Named steps, each reading the one before; process/metrics.sql taps them. Steps 1-3 are shared,
 -- and each model of ATTRIBUTION_MODELS adds its own (process/_attribution_models.sql) and its sink.
 
--- 1. A LEFT lookup join: an unknown user gives user_name NULL, never a dropped checkout.
+-- 1. A LEFT lookup join: an unknown user gives user_name NULL, never a dropped checkout. The
+--    delivery columns (where the record was read) order the deliveries of a checkout_id: the
+--    first one wins (process/_attribution_models.sql).
 CREATE TEMPORARY VIEW checkouts_enriched AS
 SELECT
     c.checkout_id, c.user_id, c.product_id, c.event_time, u.username AS user_name,
-    c.payment_method, c.total_amount, c.shipping_address, c.billing_address, c.user_agent, c.ip_address
+    c.payment_method, c.total_amount, c.shipping_address, c.billing_address, c.user_agent, c.ip_address,
+    CAST(c.kafka_timestamp AS TIMESTAMP(3)) AS delivered_at, c.kafka_partition AS delivery_partition,
+    c.kafka_offset AS delivery_offset
 FROM checkouts_checked AS c
 LEFT JOIN {{ source('users') }} FOR SYSTEM_TIME AS OF c.proc_time AS u
     ON u.id = c.user_id
@@ -21,9 +25,11 @@ CREATE TEMPORARY VIEW checkouts_compact AS
 SELECT
     checkout_id, user_id, product_id, event_time,
     CAST(
-        ROW(user_name, payment_method, total_amount, shipping_address, billing_address, user_agent, ip_address)
+        ROW(user_name, payment_method, total_amount, shipping_address, billing_address, user_agent, ip_address,
+            delivered_at, delivery_partition, delivery_offset)
         AS ROW<user_name STRING, payment_method STRING, total_amount DECIMAL(10, 2),
-               shipping_address STRING, billing_address STRING, user_agent STRING, ip_address STRING>
+               shipping_address STRING, billing_address STRING, user_agent STRING, ip_address STRING,
+               delivered_at TIMESTAMP(3), delivery_partition INT, delivery_offset BIGINT>
     ) AS details
 FROM checkouts_enriched;
 

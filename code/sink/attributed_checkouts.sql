@@ -16,6 +16,10 @@ CREATE TABLE {{ name }} (
     ip_address STRING,
     checkout_time TIMESTAMP(3),
     click_time TIMESTAMP(3),
+    -- Which delivery of the checkout the row is of (the first one wins).
+    delivered_at TIMESTAMP(3),
+    delivery_partition INT,
+    delivery_offset BIGINT,
     PRIMARY KEY (checkout_id) NOT ENFORCED
 ) WITH (
     {{ jdbc_options(table) }},

@@ -8,6 +8,10 @@ CREATE TABLE attribution_touch_clicks (
     total_amount DECIMAL(10, 2),
     product_id STRING,
     checkout_time TIMESTAMP(3),
+    -- Which delivery of the checkout the row is of (the first one wins).
+    delivered_at TIMESTAMP(3),
+    delivery_partition INT,
+    delivery_offset BIGINT,
     PRIMARY KEY (checkout_id, click_id, click_time) NOT ENFORCED
 ) WITH (
     {{ jdbc_options(cfg.linear_clicks_table) }},

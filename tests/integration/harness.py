@@ -51,7 +51,9 @@ class EventWriter:
         self.settings = settings
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks=1, linger_ms=5)
 
-    def send(self, topic: str, value: dict | str | bytes | None, partition: int) -> Sent:
+    def send(
+        self, topic: str, value: dict | str | bytes | None, partition: int, timestamp_ms: int | None = None
+    ) -> Sent:
         if isinstance(value, dict):
             payload: bytes | None = json.dumps(value).encode()
         elif isinstance(value, str):
@@ -59,7 +61,9 @@ class EventWriter:
         else:
             payload = value
         # A key, because Kafka refuses a record with neither key nor value (the tombstone case).
-        metadata = self.producer.send(topic, key=b"test", value=payload, partition=partition).get(timeout=30)
+        metadata = self.producer.send(
+            topic, key=b"test", value=payload, partition=partition, timestamp_ms=timestamp_ms
+        ).get(timeout=30)
         return Sent(topic, metadata.partition, metadata.offset)
 
     def send_async(self, topic: str, value: dict, partition: int) -> None:

@@ -1,7 +1,9 @@
-"""Faults while events keep flowing. Each test kills a process with SIGKILL and then only waits:
-supervisord restarts the process, Flink or the keeper brings the job back, nothing is restarted
-by hand. Afterwards the table must equal the reference exactly: no missing checkout, no
-duplicate row, no attribution that differs from the rule.
+"""Faults while events keep flowing. Each test kills a process with SIGKILL, or freezes one
+(SIGSTOP for a while, as a long GC pause or a hung host does) or cuts Postgres off (packets
+dropped, connections left half-open) for a while, and then only waits: supervisord restarts the
+process, Flink or the keeper brings the job back, nothing is restarted by hand. Afterwards the
+table must equal the reference exactly: no missing checkout, no duplicate row, no attribution
+that differs from the rule.
 
 Each test sends the first half of a generated workload, waits for a checkpoint that covers some
 output, kills, sends the second half, lets event time pass everything, and compares.
@@ -9,12 +11,15 @@ output, kills, sends the second half, lets event time pass everything, and compa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -60,6 +65,43 @@ def kill(settings: Settings, service: str) -> float:
     assert pid, f"{service} is not running"
     os.kill(pid, signal.SIGKILL)
     return time.monotonic()
+
+
+@contextlib.contextmanager
+def frozen(settings: Settings, service: str) -> Iterator[None]:
+    """The service's main process stopped (SIGSTOP) inside the block: its sockets stay open and
+    nothing answers on them. SIGCONT ends the fault, as the end of a GC pause does."""
+    pid = supervision.running_pid(settings, service)
+    assert pid, f"{service} is not running"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def postgres_cut_off(settings: Settings) -> Iterator[None]:
+    """Every packet to and from the Postgres port dropped inside the block (not refused: open
+    connections stay half-open), by a loopback firewall rule the test always removes."""
+    iptables = shutil.which("iptables")
+    if iptables is None or os.geteuid() != 0:
+        pytest.skip("needs iptables and root (.ci/run installs iptables; CI runs as root)")
+    port = str(settings.postgres_port)
+    rules = [["-p", "tcp", "-i", "lo", "--dport", port, "-j", "DROP"],
+             ["-p", "tcp", "-i", "lo", "--sport", port, "-j", "DROP"]]  # fmt: skip
+    for rule in rules:
+        subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
+    try:
+        yield
+    finally:
+        for rule in rules:
+            subprocess.run([iptables, "-D", "INPUT", *rule], check=False)
+
+
+def hold(seconds: float) -> None:
+    """Lets a fault last (what is tested is how long it lasted, not what happened meanwhile)."""
+    time.sleep(seconds)
 
 
 def running_again(run: PipelineRun, old_job_id: str | None = None) -> bool:
@@ -122,6 +164,52 @@ def test_postgres_killed_mid_stream(settings: Settings) -> None:
         assert_exact(run, load)
         assert job.job_status(settings, run.job_id).state == "RUNNING"
     print(f"\nPostgres SIGKILL: accepting and job RUNNING after {recovery:.1f}s; exact afterwards")
+
+
+def test_postgres_frozen_longer_than_the_jdbc_timeouts(settings: Settings) -> None:
+    """Lookups and writes time out (socketTimeout 30 s), the job restarts until Postgres answers
+    again, and then every table equals the reference."""
+    load = workload(settings, seed=16, count=3000, user_offset=7_500_000, start=datetime(2024, 6, 8, 9))
+    rng = random.Random(10)
+    with pipeline(settings, "pg-freeze", kept=True) as run:
+        rest = first_half_checkpointed(run, load, rng)
+        with frozen(settings, "postgres"):
+            run.send_all(rest, rng)
+            hold(45)
+        poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once Postgres answers")
+        assert_exact(run, load)
+
+
+def test_taskmanager_frozen_longer_than_the_heartbeat_timeout(settings: Settings) -> None:
+    """The JobManager declares the frozen TaskManager lost (heartbeat timeout 20 s) and restarts
+    the job from its checkpoint on the TaskManager once it answers again."""
+    load = workload(settings, seed=17, count=3000, user_offset=7_600_000, start=datetime(2024, 6, 9, 9))
+    rng = random.Random(11)
+    with pipeline(settings, "tm-freeze", kept=True) as run:
+        rest = first_half_checkpointed(run, load, rng)
+        with frozen(settings, "taskmanager"):
+            run.send_all(rest, rng)
+            hold(30)
+        poll(
+            lambda: job.exception_history(settings, run.job_id) and running_again(run),
+            RECOVERY_SECONDS,
+            "the job restarted from its checkpoint",
+        )
+        assert_exact(run, load)
+
+
+def test_flink_cut_off_from_postgres(settings: Settings) -> None:
+    """Half-open connections: the JDBC socket timeout ends each blocked call instead of TCP's
+    retransmissions (minutes); the job restarts until the network is back, then is exact."""
+    load = workload(settings, seed=18, count=3000, user_offset=7_700_000, start=datetime(2024, 6, 10, 9))
+    rng = random.Random(12)
+    with pipeline(settings, "pg-cut", kept=True) as run:
+        rest = first_half_checkpointed(run, load, rng)
+        with postgres_cut_off(settings):
+            run.send_all(rest, rng)
+            hold(40)
+        poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once the network is back")
+        assert_exact(run, load)
 
 
 def test_broker_killed_the_keeper_drains_and_starts_fresh_on_the_new_broker(settings: Settings) -> None:

@@ -240,3 +240,58 @@ def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_the_first_delivery_of_a_checkout_wins_whatever_order_its_rows_come_in(settings: Settings) -> None:
+    """The job keeps a checkout's first delivery (Kafka timestamp, partition, offset) while its
+    state lasts; after that a later delivery with other content is written as the job sees it,
+    and a replay may write an earlier delivery after a later one. The first delivery wins every
+    column in every model's table, and its own better clicks are still taken."""
+    checkout = new_id()
+    minute = T.replace(minute=1) - T
+    first = (1, "p", Decimal("10.00"), T, T + minute, 1, 3)  # user, product, amount, time, delivery
+    later = (2, "q", Decimal("20.00"), T + minute, T + 2 * minute, 0, 7)
+    columns = (
+        "user_id, product_id, total_amount, checkout_time, delivered_at, delivery_partition, "
+        "delivery_offset, click_id, click_time"
+    )
+    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+        stored = {}
+        for table in (settings.sink_table, settings.last_click_sink_table):
+            write = f"""INSERT INTO {table} (checkout_id, {columns}) VALUES (%s, {", ".join(["%s"] * 9)})
+                        ON CONFLICT (checkout_id) DO UPDATE SET ({columns}) =
+                        ({", ".join(f"EXCLUDED.{c.strip()}" for c in columns.split(","))})"""
+            cur.execute(write, (checkout, *later, "b", T - 30 * minute))  # the later delivery first
+            cur.execute(write, (checkout, *first, None, None))  # the first: no click yet
+            cur.execute(write, (checkout, *later, "b", T - 30 * minute))  # the later one again
+            cur.execute(write, (checkout, *first, "a", T - 5 * minute))  # the first's click
+            cur.execute(write, (checkout, *first, "z", T - 6 * minute))  # and an earlier one
+            cur.execute(f"SELECT {columns} FROM {table} WHERE checkout_id = %s", (checkout,))
+            stored[table] = cur.fetchone()
+        assert stored[settings.sink_table] == (*first, "z", T - 6 * minute)
+        assert stored[settings.last_click_sink_table] == (*first, "a", T - 5 * minute)
+
+        touch = f"""INSERT INTO {settings.linear_clicks_table} (checkout_id, click_id, click_time,
+                        product_id, total_amount, checkout_time, delivered_at, delivery_partition,
+                        delivery_offset)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (checkout_id, click_id, click_time) DO UPDATE SET
+                        (product_id, total_amount, checkout_time, delivered_at, delivery_partition,
+                         delivery_offset) = (EXCLUDED.product_id, EXCLUDED.total_amount,
+                         EXCLUDED.checkout_time, EXCLUDED.delivered_at, EXCLUDED.delivery_partition,
+                         EXCLUDED.delivery_offset)"""
+        cur.execute(touch, (checkout, "b", T - 30 * minute, *later[1:]))  # only the later's
+        cur.execute(touch, (checkout, "s", T - 8 * minute, *later[1:]))  # shared: later, then first
+        cur.execute(touch, (checkout, "a", T - 5 * minute, *first[1:]))
+        cur.execute(touch, (checkout, "s", T - 8 * minute, *first[1:]))
+        cur.execute(touch, (checkout, "s", T - 8 * minute, *later[1:]))  # and the later again
+        cur.execute(
+            f"SELECT click_id, credit, product_id FROM {settings.linear_sink_table}"
+            " WHERE checkout_id = %s ORDER BY 1",
+            (checkout,),
+        )
+        assert cur.fetchall() == [
+            ("a", Decimal("5.0000000000000"), "p"),
+            ("s", Decimal("5.0000000000000"), "p"),
+        ]
+    conn.close()

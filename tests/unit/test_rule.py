@@ -118,11 +118,19 @@ def timestamp(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+# Which delivery of its checkout a row is of: the first one wins (compared as the tables do).
+DELIVERY = ("delivered_at", "delivery_partition", "delivery_offset")
+
+
+def delivery(row: dict) -> tuple:
+    return tuple(row[column] for column in DELIVERY)
+
+
 def attribution_of(row: dict) -> Attribution:
     amount = row["total_amount"]
     return Attribution(
         **{
-            **row,
+            **{k: v for k, v in row.items() if k not in DELIVERY},
             "total_amount": None if amount is None else Decimal(amount),
             "checkout_time": timestamp(row["checkout_time"]),
             "click_time": timestamp(row["click_time"]),
@@ -135,9 +143,17 @@ def touches_as_served(directory: Path) -> dict[tuple[str, str], Touch]:
     whose earliest time the table's trigger keeps when it is written again; the view
     LINEAR_SINK_TABLE adds touches (the checkout's rows) and credit (total_amount / touches, 13
     places, half up). tests/integration compares the view itself."""
-    clicks: dict[tuple[str, str], dict] = {}
+    written = []
     for added, row in changelog(directory):
         assert added, f"the job only inserts touches: {row}"
+        written.append(row)
+    first: dict[str, tuple] = {}  # the first delivery of each checkout, whose rows the view reads
+    for row in written:
+        first[row["checkout_id"]] = min(first.get(row["checkout_id"], delivery(row)), delivery(row))
+    clicks: dict[tuple[str, str], dict] = {}
+    for row in written:
+        if delivery(row) != first[row["checkout_id"]]:
+            continue
         key = (row["checkout_id"], row["click_id"])
         click_time = timestamp(row["click_time"])
         earlier = clicks.get(key, {}).get("click_time")
@@ -562,6 +578,12 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
     add_click("c34-a", u[34], "p34", t(34) - 2 * MIN)
     add_click("c34-b", u[34], "p34", t(34) - 1 * MIN)
     add_checkout("co34", u[34], "p34", t(34))
+    # 36. A checkout delivered again with other content (product, time, amount, user): the first
+    # delivery wins every column, in every model; the copy's own clicks attribute nothing.
+    add_click("c36", u[36], "p36", t(36) - 5 * MIN)
+    add_click("c36-copy", u[37], "p36-copy", t(36) - 30 * MIN)
+    add_checkout("co36", u[36], "p36", t(36), partition=1)
+    add_checkout("co36", u[37], "p36-copy", t(36) + MIN, partition=0, delay=2 * SEC, total_amount=1)
     # 35. Ids of exactly ID_MAX_CHARS characters of 4 bytes: the widest keys (one more is rejected).
     add_click(widest_id("c35-"), u[35], "p35", t(35) - MIN)
     add_checkout(widest_id("co35-"), u[35], "p35", t(35))
@@ -596,7 +618,7 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
         "co15": "c15-B", "co15-utf8": "c15-\uff21", "co16-late": "c16", "co18": "c18",
         "co25": "c25-early", "co26": "c26-earlier", "co27": "c27-a", "co28": "c28-a", "co28-up": "c28-a",
         "co29": "c29-a", "co30": "c30", "co31": "c31-lower", "co32-1": "c32-a", "co32-2": "c32-a",
-        "co34": "c34-a", widest_id("co35-"): widest_id("c35-"),
+        "co34": "c34-a", widest_id("co35-"): widest_id("c35-"), "co36": "c36",
     }  # fmt: skip
     last_click = {
         "co1": "c1", "co2": None, "co3": "c3", "co4": None, "co5": "c5-late", "co6": "c6",
@@ -604,13 +626,13 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
         "co12-2": "c12-b", "co13": None, "co15": "c15-b", "co15-utf8": "c15-\U0001f600",
         "co16-late": "c16", "co25": "c25-late", "co26": "c26-late", "co27": "c27-d", "co28": "c28-c",
         "co28-up": "c28-c", "co29": "c29-b", "co30": "c30", "co31": "c31-upper", "co32-1": "c32-a",
-        "co32-2": "c32-b", "co34": "c34-b", widest_id("co35-"): widest_id("c35-"),
+        "co32-2": "c32-b", "co34": "c34-b", widest_id("co35-"): widest_id("c35-"), "co36": "c36",
     }  # fmt: skip
     touches = {
         "co1": 1, "co2": 0, "co3": 1, "co4": 0, "co5": 3, "co7": 2, "co8": 0, "co10": 1, "co11": 1,
         "co12-1": 1, "co12-3": 1, "co12-2": 1, "co13": 0, "co15": 3, "co15-utf8": 2, "co16-late": 1,
         "co17-bare": 0, "co25": 2, "co26": 2, "co27": 4, "co28": 3, "co28-up": 3, "co29": 2, "co30": 1,
-        "co31": 2, "co32-1": 1, "co32-2": 2, "co33": 2, "co34": 2, widest_id("co35-"): 1,
+        "co31": 2, "co32-1": 1, "co32-2": 2, "co33": 2, "co34": 2, widest_id("co35-"): 1, "co36": 1,
     }  # fmt: skip
     credits = {
         "co27": Decimal("2.5"), "co28": Decimal("3.3333333333333"), "co28-up": Decimal("6.6666666666667"),
