@@ -21,16 +21,13 @@ def widest_id(prefix: str) -> str:
     return prefix + "\U0001f600" * (ID_MAX_CHARS - len(prefix))
 
 
-def shifted(event: dict, delta: timedelta) -> str:
-    """The event's datetime_occured moved by delta (a clock that is wrong by that much)."""
-    return fmt(datetime.strptime(event["datetime_occured"], "%Y-%m-%d %H:%M:%S.%f") + delta)
-
-
 def bad_records(
-    ok_click: dict, ok_checkout: dict, max_payload_chars: int
+    ok_click: dict, ok_checkout: dict, max_payload_chars: int, sent_at: datetime
 ) -> list[tuple[str, dict | str | None, str]]:
     """(topic, record value, reject reason); dict values are sent as JSON, text as it is, None as a
-    tombstone. `ok_click`/`ok_checkout`: valid events the bad ones are variations of."""
+    tombstone. `ok_click`/`ok_checkout`: valid events the bad ones are variations of; `sent_at`:
+    the Kafka timestamp the records will carry."""
+    two_hours_ahead = fmt(sent_at + timedelta(hours=2))
     too_big = {**ok_click, "click_id": "bad-big", "url": "\U0001f600" + "x" * max_payload_chars}
     return [
         ("clicks", "not json at all", "not_json_object"),
@@ -135,16 +132,12 @@ def bad_records(
         # A device clock two hours ahead (its Kafka timestamp right), on both topics.
         (
             "clicks",
-            {**ok_click, "click_id": "bad-clock", "datetime_occured": shifted(ok_click, timedelta(hours=2))},
+            {**ok_click, "click_id": "bad-clock", "datetime_occured": two_hours_ahead},
             "datetime_occured_in_future",
         ),
         (
             "checkouts",
-            {
-                **ok_checkout,
-                "checkout_id": "bad-clock",
-                "datetime_occured": shifted(ok_checkout, timedelta(hours=2)),
-            },
+            {**ok_checkout, "checkout_id": "bad-clock", "datetime_occured": two_hours_ahead},
             "datetime_occured_in_future",
         ),
         # The rowtime of an unusable record is 1970-01-01 00:00:00: no event time at or before it.

@@ -591,7 +591,7 @@ def adversarial_records(settings: Settings) -> tuple[list[Record], dict[int, str
     bad_at = t(3)
     ok_click = click("bad", u[21], "p21", bad_at)
     ok_checkout = checkout("bad", u[21], "p21", bad_at)
-    bad = bad_records(ok_click, ok_checkout, settings.max_payload_chars)
+    bad = bad_records(ok_click, ok_checkout, settings.max_payload_chars, sent_at=bad_at)
     for i, (topic, value, reason) in enumerate(bad):
         plan.append(Record(topic, value, i % 2, bad_at, reason))
 

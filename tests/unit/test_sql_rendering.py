@@ -220,7 +220,11 @@ def test_attribution_is_a_left_interval_join_with_inclusive_bounds(rendered: sql
         r"AND cl.event_time BETWEEN co.event_time - INTERVAL '0 01:00:00' DAY TO SECOND AND co.event_time$",
         candidates,
     )
-    assert "PARTITION BY checkout_id ORDER BY click_time ASC NULLS LAST, click_id ASC NULLS LAST" in first
+    # The first delivery of a checkout_id, then its earliest click.
+    assert (
+        "PARTITION BY checkout_id ORDER BY details.delivered_at, details.delivery_partition, "
+        "details.delivery_offset, click_time ASC NULLS LAST, click_id ASC NULLS LAST"
+    ) in first
 
 
 def test_window_and_bound_follow_the_configuration() -> None:
