@@ -1,6 +1,11 @@
 # The project's contract: run, up, job, datagen, down, test (see README). Everything else is detail.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# As root, the services run as an unprivileged account (attribution/account.py), which must be able
+# to run the venv's interpreter: the first python3.11 on PATH that an unprivileged user can run
+# (pyenv's, under /root, is out of its reach).
+RUNNABLE_PYTHON := $(if $(filter 0,$(shell id -u)),$(shell for p in $$(which -a python3.11 2>/dev/null); do \
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$$p" -c '' 2>/dev/null && { echo "$$p"; break; }; done))
+PYTHON ?= $(or $(RUNNABLE_PYTHON),python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -1,15 +1,19 @@
 """All configuration in one typed place.
 
 Every setting has a default that works for the embedded stack on 127.0.0.1 and an environment
-variable that overrides it. The SQL templates, the Flink cluster config, the process manager, the
-generator and the tests all read from `Settings`; nothing else reads the environment.
+variable that overrides it. A `.env` file beside the Makefile sets them too, as Docker Compose
+reads it: the environment wins. The SQL templates, the Flink cluster config, the process manager,
+the generator and the tests all read from `Settings`; nothing else reads the environment. Every
+value is checked when it is read: a bad one fails with one line that names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,8 @@ from typing import Any, get_type_hints
 from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The file of settings read under the environment's; ATTRIBUTION_ENV_FILE names another, or none ("").
+ENV_FILE_VARIABLE = "ATTRIBUTION_ENV_FILE"
 
 
 def schema_of(table: str) -> str:
@@ -43,8 +49,16 @@ class ConfigError(ValueError):
     """A setting's environment override could not be parsed."""
 
 
-def _setting(env: str, default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc})
+def _setting(env: str, default: Any, doc: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TABLE = re.compile(rf"({_IDENTIFIER.pattern}\.)?{_IDENTIFIER.pattern}")
+# Flink's MemorySize: a number and an optional unit (bytes when absent).
+_MEMORY = re.compile(r"\d+\s*(b|bytes|k|kb|kibibytes|m|mb|mebibytes|g|gb|gibibytes|t|tb|tebibytes)?", re.I)
+_OFFSET_ZONE = re.compile(r"(UTC|GMT)[+-]\d{1,2}(:\d{2})?")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ class Settings:
     postgres_port: int = _setting("POSTGRES_PORT", 5432, "Postgres port")
     postgres_db: str = _setting("POSTGRES_DB", "postgres", "Postgres database")
     postgres_user: str = _setting("POSTGRES_USER", "postgres", "Postgres user")
-    postgres_password: str = _setting("POSTGRES_PASSWORD", "postgres", "Postgres password")
+    postgres_password: str = _setting("POSTGRES_PASSWORD", "postgres", "Postgres password", secret=True)
     users_table: str = _setting("USERS_TABLE", "commerce.users", "Lookup table with user names")
     products_table: str = _setting("PRODUCTS_TABLE", "commerce.products", "Products (the generator's)")
     sink_table: str = _setting(
@@ -262,22 +276,34 @@ class Settings:
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
 
-    def to_env(self) -> dict[str, str]:
+    def to_env(self, secrets: bool = True) -> dict[str, str]:
         """Every setting as the environment variable that sets it: how settings cross into the
-        driver's subprocess, the supervised services and the job keeper."""
-        return {f.metadata["env"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        driver's subprocess, the supervised services and the job keeper. Without `secrets`: for
+        what is written down (the job's recorded settings)."""
+        return {
+            f.metadata["env"]: str(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if secrets or not f.metadata["secret"]
+        }
 
     def psycopg_dsn(self) -> str:
-        return (
-            f"host={self.postgres_host} port={self.postgres_port} dbname={self.postgres_db} "
-            f"user={self.postgres_user} password={self.postgres_password}"
+        """A libpq connection string, quoted by the driver (a password may hold spaces and quotes)."""
+        from psycopg2.extensions import make_dsn
+
+        return make_dsn(
+            host=self.postgres_host,
+            port=self.postgres_port,
+            dbname=self.postgres_db,
+            user=self.postgres_user,
+            password=self.postgres_password,
         )
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then environment variables, then explicit keyword overrides."""
-        environ = os.environ if environ is None else environ
+        """Defaults, then the .env file and the environment (which wins over it), then explicit
+        keyword overrides. Given `environ`, that alone."""
+        environ = {**env_file_values(), **os.environ} if environ is None else environ
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
@@ -290,6 +316,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        """Each value within what it may be; the first that is not fails with one line naming it."""
         positive = [
             "topic_partitions",
             "parallelism",
@@ -297,18 +324,66 @@ class Settings:
             "attribution_window_seconds",
             "checkpoint_interval_seconds",
             "sink_flush_rows",
+            "sink_flush_interval_ms",
             "state_ttl_seconds",
             "max_payload_chars",
+            "lookup_cache_rows",
+            "lookup_cache_ttl_seconds",
+            "source_idle_timeout_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{_env_of(name)} must be > 0, got {getattr(self, name)}")
-        if self.dead_letter_retention_days < 0:
-            raise ConfigError("DEAD_LETTER_RETENTION_DAYS must be >= 0 (0: kept forever)")
-        if self.max_future_skew_seconds < 0:
-            raise ConfigError("MAX_FUTURE_SKEW_SECONDS must be >= 0")
-        if self.out_of_orderness_seconds < 0:
-            raise ConfigError("OUT_OF_ORDERNESS_SECONDS must be >= 0")
+                raise ConfigError(
+                    f"{_env_of(name)} must be a whole number above 0, got {getattr(self, name)}"
+                )
+        counts = [
+            "out_of_orderness_seconds",
+            "max_future_skew_seconds",
+            "dead_letter_retention_days",
+            "sink_max_retries",
+            "lookup_max_retries",
+            "buffer_timeout_ms",
+        ]
+        for name in counts:
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"{_env_of(name)} must be a whole number, 0 or more, got {getattr(self, name)}"
+                )
+        for name in ("postgres_port", "flink_rest_port", "flink_rpc_port", "prometheus_port", "grafana_port"):
+            _check_port(_env_of(name), getattr(self, name))
+        for server in self.kafka_bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                servers = self.kafka_bootstrap_servers
+                raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port], got {servers!r}")
+            _check_port("KAFKA_BOOTSTRAP_SERVERS", int(port))
+        low, _, high = self.flink_metrics_ports.partition("-")
+        if not low.isdigit() or not (high or low).isdigit() or int(low) > int(high or low):
+            raise ConfigError(
+                f"FLINK_METRICS_PORTS must be a port or a range low-high, got {self.flink_metrics_ports!r}"
+            )
+        for metrics_port in (int(low), int(high or low)):
+            _check_port("FLINK_METRICS_PORTS", metrics_port)
+        for name in ("taskmanager_memory", "jobmanager_memory"):
+            if not _MEMORY.fullmatch(getattr(self, name).strip()):
+                raise ConfigError(
+                    f"{_env_of(name)} must be a memory size as Flink writes it (e.g. 2560m, 2g, "
+                    f"1024 mb), got {getattr(self, name)!r}"
+                )
+        if not _OFFSET_ZONE.fullmatch(self.event_time_zone):
+            try:
+                zoneinfo.ZoneInfo(self.event_time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(
+                    f"EVENT_TIME_ZONE must be a time zone (e.g. UTC, Europe/Berlin, GMT+02:00), "
+                    f"got {self.event_time_zone!r}"
+                ) from None
+        for name in ("clicks_topic", "checkouts_topic"):
+            if not _TOPIC.fullmatch(getattr(self, name)):
+                raise ConfigError(
+                    f"{_env_of(name)} must be a Kafka topic name (letters, digits, '.', '_', '-'), "
+                    f"got {getattr(self, name)!r}"
+                )
         if self.scan_startup_mode not in {"earliest-offset", "latest-offset", "group-offsets"}:
             raise ConfigError(f"KAFKA_SCAN_STARTUP_MODE: unknown mode {self.scan_startup_mode!r}")
         if self.scan_bounded_mode not in {"unbounded", "latest-offset"}:
@@ -331,15 +406,33 @@ class Settings:
             "DEAD_LETTER_TABLE": self.dead_letter_table,
         }
         for env, table in tables.items():
+            if not _TABLE.fullmatch(table):
+                raise ConfigError(
+                    f"{env} must be a table name, [schema.]table in letters, digits and _, got {table!r}"
+                )
             same = [other for other, name in tables.items() if name == table and other != env]
             if same:
                 raise ConfigError(f"{env} and {same[0]} name the same table {table!r}: each needs its own")
         if self.state_backend not in {"rocksdb", "hashmap"}:
             raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")
-        if ":" not in self.kafka_bootstrap_servers:
-            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS must be host:port")
         if self.job_submission not in {"remote", "application"}:
             raise ConfigError(f"JOB_SUBMISSION must be remote or application, got {self.job_submission!r}")
+
+
+def _check_port(env: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{env} must hold ports from 1 to 65535, got {port}")
+
+
+def env_file_values() -> dict[str, str]:
+    """The settings of the .env file (ATTRIBUTION_ENV_FILE, default: beside the Makefile), read as
+    Docker Compose reads it; none without the file."""
+    path = os.environ.get(ENV_FILE_VARIABLE, str(PROJECT_ROOT / ".env"))
+    if not path or not Path(path).is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 def settings_or_exit() -> Settings:

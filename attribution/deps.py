@@ -193,7 +193,12 @@ def client_env(settings: Settings) -> dict[str, str]:
     without it PyFlink resets FLINK_LIB_DIR to the wheel's own lib directory."""
     import pyflink
 
-    return {"FLINK_HOME": str(Path(pyflink.__file__).parent), "FLINK_LIB_DIR": str(flink_lib_dir(settings))}
+    return {
+        "FLINK_HOME": str(Path(pyflink.__file__).parent),
+        "FLINK_LIB_DIR": str(flink_lib_dir(settings)),
+        # The client's own log: beside the stack's, not inside the installed package.
+        "FLINK_LOG_DIR": str(settings.stack_path / "logs"),
+    }
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from pathlib import Path
 import requests
 
 from attribution import health, job, provision, supervision
+from attribution.account import hand_over
 from attribution.config import Settings
 
 RUNNING, STOPPED, FAILED = "running", "stopped", "failed"
@@ -61,7 +62,7 @@ RETENTION_INTERVAL_SECONDS = 600.0
 @dataclass(frozen=True)
 class Intent:
     state: str
-    env: dict[str, str]  # the job's settings (Settings.to_env)
+    env: dict[str, str]  # the job's settings without secrets (Settings.to_env(secrets=False))
     job_id: str | None = None
     restore_from: str | None = None  # what job_id was started from
     savepoint: str | None = None  # the last savepoint `make stop-job` took of it
@@ -73,7 +74,9 @@ class Intent:
 
     @property
     def settings(self) -> Settings:
-        return Settings.from_env(self.env)
+        """The job's settings, with the secrets of this process's own (never written down)."""
+        secrets = {k: v for k, v in Settings.from_env().to_env().items() if k not in self.env}
+        return Settings.from_env({**secrets, **self.env})
 
 
 def log(message: str) -> None:
@@ -96,6 +99,7 @@ def write_intent(settings: Settings, intent: Intent) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(dataclasses.asdict(intent), indent=2))
+    hand_over(temporary)
     temporary.replace(path)
 
 
@@ -104,6 +108,7 @@ def exclusive(settings: Settings) -> Iterator[None]:
     """One actor at a time: the keeper and `make job`/`stop-job` never submit or stop together."""
     settings.stack_path.mkdir(parents=True, exist_ok=True)
     with open(settings.stack_path / "job.lock", "w") as lock:
+        hand_over(settings.stack_path / "job.lock")
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -129,7 +134,7 @@ def start_job(
         if running:
             say(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
             intent = read_intent(settings)
-            wanted = settings.to_env()
+            wanted = settings.to_env(secrets=False)
             changed = sorted(k for k in wanted if intent is not None and intent.env.get(k) != wanted[k])
             if changed:
                 say(
@@ -139,7 +144,8 @@ def start_job(
                 )
             if intent is None or intent.state != RUNNING:
                 write_intent(
-                    settings, Intent(RUNNING, settings.to_env(), running[0].job_id, broker_started=broker)
+                    settings,
+                    Intent(RUNNING, settings.to_env(secrets=False), running[0].job_id, broker_started=broker),
                 )
             return running[0].job_id
         restore = None if fresh else job.unless_before_broker(savepoint or _lineage(settings), broker)
@@ -148,7 +154,10 @@ def start_job(
         say(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...")
         job_id = job.submit(settings, savepoint=restore)
         write_intent(
-            settings, Intent(RUNNING, settings.to_env(), job_id, restore_from=restore, broker_started=broker)
+            settings,
+            Intent(
+                RUNNING, settings.to_env(secrets=False), job_id, restore_from=restore, broker_started=broker
+            ),
         )
         return job_id
 

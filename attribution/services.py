@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -14,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from attribution.account import drop_privileges, hand_over, service_user
 from attribution.config import PROJECT_ROOT, Settings
 from attribution.supervision import Program
 from attribution.templates import render_file
@@ -53,29 +53,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 # --- Postgres ----------------------------------------------------------------------------------
-def _unprivileged_user() -> pwd.struct_passwd | None:
-    """Postgres refuses to run as root; as root it runs as `nobody` instead."""
-    return pwd.getpwnam("nobody") if os.geteuid() == 0 else None
-
-
-def _drop_privileges() -> None:
-    user = _unprivileged_user()
-    if user:
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-
-
 def prepare_postgres(settings: Settings, log: Callable[[str], None]) -> Path:
-    """initdb on first use; returns the data directory."""
+    """initdb on first use; returns the data directory. A password is needed over TCP and over
+    the Unix socket alike, whose directory only the service account may enter."""
     root = settings.stack_path / "postgres"
     data = root / "data"
     sockets = root / "run"
-    user = _unprivileged_user()
+    user = service_user()
     for directory in (root, sockets):
         directory.mkdir(parents=True, exist_ok=True)
-        if user:
-            os.chown(directory, user.pw_uid, user.pw_gid)
+        directory.chmod(0o700)
+        hand_over(directory, recursive=False)
     if (
         user
         and subprocess.run(
@@ -83,16 +71,17 @@ def prepare_postgres(settings: Settings, log: Callable[[str], None]) -> Path:
         ).returncode
     ):
         raise StackError(
-            f"running as root, Postgres runs as `nobody`, which cannot reach {root}: put the project "
-            "(or STACK_DIR) where every user may traverse the path, e.g. under /tmp or /opt"
+            f"running as root, the services run as {user.pw_name}, which cannot reach {root}: put the "
+            "project (or STACK_DIR) where every user may traverse the path, e.g. under /tmp or /opt"
         )
     if (data / "PG_VERSION").exists():
+        _require_local_passwords(data)
         return data
     log("initialising the Postgres data directory")
     pwfile = root / "pwfile"
+    pwfile.touch(mode=0o600)
     pwfile.write_text(settings.postgres_password + "\n")
-    if user:
-        os.chown(pwfile, user.pw_uid, user.pw_gid)
+    hand_over(pwfile)
     subprocess.run(
         [
             str(postgres_bin() / "initdb"),
@@ -102,16 +91,28 @@ def prepare_postgres(settings: Settings, log: Callable[[str], None]) -> Path:
             settings.postgres_user,
             f"--pwfile={pwfile}",
             "--auth-host=scram-sha-256",
-            "--auth-local=trust",
+            "--auth-local=scram-sha-256",
             "--encoding=UTF8",
             "--no-instructions",
         ],
         check=True,
         stdout=subprocess.DEVNULL,
-        preexec_fn=_drop_privileges,
+        preexec_fn=drop_privileges,
     )
     pwfile.unlink()
     return data
+
+
+def _require_local_passwords(data: Path) -> None:
+    """A data directory made by an earlier version trusted every local connection: no more."""
+    hba = data / "pg_hba.conf"
+    text = hba.read_text()
+    hardened = "\n".join(
+        line.replace(" trust", " scram-sha-256") if line.lstrip().startswith("local") else line
+        for line in text.splitlines()
+    )
+    if hardened != text.rstrip("\n"):
+        hba.write_text(hardened + "\n")
 
 
 def postgres_accepts(settings: Settings) -> bool:
@@ -125,7 +126,6 @@ def postgres_accepts(settings: Settings) -> bool:
 
 
 def postgres(settings: Settings) -> Program:
-    user = _unprivileged_user()
     return Program(
         name="postgres",
         argv=(
@@ -141,7 +141,6 @@ def postgres(settings: Settings) -> Program:
             "-c",
             "max_connections=200",
         ),
-        user=user.pw_name if user else None,
         stop_signal="INT",  # "fast" shutdown; SIGTERM waits for clients to disconnect
         port=settings.postgres_port,
         ready=lambda: postgres_accepts(settings),
@@ -190,6 +189,8 @@ def render_flink_conf(settings: Settings) -> Path:
     for name in ("log4j-console.properties", "log4j.properties", "log4j-cli.properties"):
         shutil.copy(flink_home() / "conf" / name, conf_dir / name)
     (settings.stack_path / "flink-tmp").mkdir(parents=True, exist_ok=True)
+    hand_over(conf_dir)
+    hand_over(settings.stack_path / "flink-tmp", recursive=False)
     return conf_dir
 
 
@@ -261,6 +262,7 @@ def render_prometheus_conf(settings: Settings) -> Path:
             alert_rules=str(PROJECT_ROOT / "prometheus" / "alerts.yml"),
         )
     )
+    hand_over(root)
     return config
 
 
@@ -292,6 +294,7 @@ def _datagen_args_file(settings: Settings) -> Path:
 
 def set_datagen_args(settings: Settings, args: list[str]) -> None:
     _datagen_args_file(settings).write_text(json.dumps(args))
+    hand_over(_datagen_args_file(settings))
 
 
 def datagen(settings: Settings) -> Program:

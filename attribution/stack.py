@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 
 from attribution import job, keeper, provision, services, supervision
+from attribution.account import hand_over, make_private
 from attribution.config import Settings
 from attribution.services import StackError, flink_overview, port_open
 
@@ -24,7 +25,7 @@ def log(message: str) -> None:
 def up(settings: Settings) -> None:
     from attribution.deps import ensure_connector_jars, ensure_udf_jar
 
-    settings.stack_path.mkdir(parents=True, exist_ok=True)
+    make_private(settings.stack_path)
     ensure_connector_jars()
     ensure_udf_jar()
     programs = services.programs(settings)
@@ -36,6 +37,7 @@ def up(settings: Settings) -> None:
                 "ports (see `python -m attribution --help`)"
             )
     services.prepare_postgres(settings, log)
+    hand_over(settings.stack_path)  # what earlier runs as root left (a stack from before this rule)
     supervision.start_daemon(settings, programs)
     by_name = {p.name: p for p in programs}
     supervision.ensure_running(settings, by_name["postgres"], log)

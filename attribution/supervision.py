@@ -21,6 +21,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from attribution.account import hand_over, service_account_name
 from attribution.config import Settings
 from attribution.templates import render_file
 
@@ -41,7 +42,6 @@ class Program:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     stop_signal: str = "TERM"
-    user: str | None = None  # run as this user (only when supervisord runs as root)
     autorestart: str = "true"  # "unexpected": a clean exit (a finished generator) is final
     port: int | None = None
     # When the service is ready for its dependants; None: once supervisord reports it RUNNING.
@@ -72,10 +72,12 @@ def daemon_log(settings: Settings) -> Path:
 
 def write_config(settings: Settings, programs: list[Program]) -> Path:
     (settings.stack_path / "logs").mkdir(parents=True, exist_ok=True)
+    hand_over(settings.stack_path / "logs", recursive=False)
     path = config_path(settings)
     path.write_text(
         render_file(
             "conf/supervisord.conf.j2",
+            user=service_account_name(),
             stack_dir=str(settings.stack_path),
             socket=str(socket_path(settings)),
             daemon_log=str(daemon_log(settings)),
@@ -83,6 +85,7 @@ def write_config(settings: Settings, programs: list[Program]) -> Path:
             log_file=lambda name: str(log_file(settings, name)),
         )
     )
+    hand_over(path)
     return path
 
 

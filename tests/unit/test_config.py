@@ -35,7 +35,7 @@ def test_keyword_overrides_win_over_environment() -> None:
     ("env", "message"),
     [
         ({"POSTGRES_PORT": "five"}, "POSTGRES_PORT='five' is not a valid int"),
-        ({"FLINK_PARALLELISM": "0"}, "FLINK_PARALLELISM must be > 0"),
+        ({"FLINK_PARALLELISM": "0"}, "FLINK_PARALLELISM must be a whole number above 0"),
         ({"JOB_SUBMISSION": "yarn"}, "JOB_SUBMISSION must be remote or application"),
         ({"KAFKA_SCAN_STARTUP_MODE": "sometimes"}, "unknown mode"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "host:port"),
@@ -44,11 +44,67 @@ def test_keyword_overrides_win_over_environment() -> None:
         ({"ATTRIBUTION_MODELS": "linear,linear"}, "once each"),
         ({"ATTRIBUTION_MODELS": " , "}, "ATTRIBUTION_MODELS"),
         ({"LAST_CLICK_SINK_TABLE": "commerce.attributed_checkouts"}, "SINK_TABLE and LAST_CLICK_SINK_TABLE"),
+        # Each kind of value is checked when it is read (what a security review found accepted).
+        ({"EVENT_TIME_ZONE": "Mars/Base"}, "EVENT_TIME_ZONE must be a time zone"),
+        ({"POSTGRES_PORT": "99999"}, "POSTGRES_PORT must hold ports from 1 to 65535, got 99999"),
+        ({"FLINK_REST_PORT": "0"}, "FLINK_REST_PORT must hold ports from 1 to 65535"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "localhost:70000"}, "KAFKA_BOOTSTRAP_SERVERS must hold ports"),
+        ({"FLINK_METRICS_PORTS": "9260-9249"}, "FLINK_METRICS_PORTS must be a port or a range"),
+        ({"LOOKUP_CACHE_ROWS": "-5"}, "LOOKUP_CACHE_ROWS must be a whole number above 0, got -5"),
+        ({"SINK_MAX_RETRIES": "-1"}, "SINK_MAX_RETRIES must be a whole number, 0 or more"),
+        ({"FLINK_TASKMANAGER_MEMORY": "lots"}, "FLINK_TASKMANAGER_MEMORY must be a memory size"),
+        ({"SINK_TABLE": "commerce.x; DROP TABLE commerce.users"}, "SINK_TABLE must be a table name"),
+        ({"DEAD_LETTER_TABLE": "a.b.c"}, "DEAD_LETTER_TABLE must be a table name"),
+        ({"CLICKS_TOPIC": "clicks'"}, "CLICKS_TOPIC must be a Kafka topic name"),
     ],
 )
 def test_bad_values_fail_with_the_variable_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ({"EVENT_TIME_ZONE": "Europe/Berlin"}, "Europe/Berlin"),
+        ({"EVENT_TIME_ZONE": "GMT+02:00"}, "GMT+02:00"),
+        ({"FLINK_TASKMANAGER_MEMORY": "2g"}, "2g"),
+        ({"FLINK_TASKMANAGER_MEMORY": "1024 mb"}, "1024 mb"),
+        ({"SINK_TABLE": "results"}, "results"),
+    ],
+)
+def test_good_values_of_each_kind_are_taken(env: dict[str, str], value: str) -> None:
+    assert value in Settings.from_env(env).to_env().values()
+
+
+def test_a_password_with_a_space_a_quote_and_a_backslash_is_quoted_by_the_driver() -> None:
+    import psycopg2.extensions
+
+    password = "it's a p\\ss word"
+    dsn = Settings.from_env({"POSTGRES_PASSWORD": password}).psycopg_dsn()
+    assert psycopg2.extensions.parse_dsn(dsn)["password"] == password
+
+
+def test_the_env_file_sets_what_the_environment_does_not(tmp_path, monkeypatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("POSTGRES_PORT=6543\nCLICKS_TOPIC=from-file\n# a comment\nJOB_NAME='quoted name'\n")
+    monkeypatch.setenv("ATTRIBUTION_ENV_FILE", str(env_file))
+    monkeypatch.setenv("CLICKS_TOPIC", "from-shell")
+    settings = Settings.from_env()
+    assert (settings.postgres_port, settings.clicks_topic, settings.job_name) == (
+        6543,
+        "from-shell",
+        "quoted name",
+    )
+    monkeypatch.setenv("ATTRIBUTION_ENV_FILE", "")  # none
+    assert Settings.from_env().postgres_port == 5432
+
+
+def test_recorded_settings_hold_no_secret() -> None:
+    settings = Settings.from_env({"POSTGRES_PASSWORD": "hunter2"})
+    assert "POSTGRES_PASSWORD" in settings.to_env()
+    assert "POSTGRES_PASSWORD" not in settings.to_env(secrets=False)
+    assert "hunter2" not in settings.to_env(secrets=False).values()
 
 
 def test_attribution_models_are_read_in_order_with_spaces_allowed() -> None:
