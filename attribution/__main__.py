@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from attribution import health, job, keeper, provision, services, stack, supervision
+from attribution.account import AccountError
 from attribution.config import ConfigError, Settings, describe
 from attribution.services import StackError
 from attribution.supervision import SupervisionError
@@ -454,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         COMMANDS[args.command][0](settings, args)
-    except (ConfigError, StackError, SupervisionError, job.JobError) as error:
+    except (ConfigError, StackError, SupervisionError, AccountError, job.JobError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

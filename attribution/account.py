@@ -42,6 +42,20 @@ def service_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam(SERVICE_ACCOUNT)
 
 
+def require_runnable(executable: str) -> None:
+    """As root: that the service account can run this program (the venv's Python)."""
+    user = service_user()
+    if user is None:
+        return
+    probe = [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", executable, "-c", ""]
+    if subprocess.run(["setpriv", *probe], capture_output=True).returncode != 0:
+        raise AccountError(
+            f"running as root, the services run as {user.pw_name}, which cannot run {executable}: make the "
+            "venv from a python3.11 outside /root (`rm -rf .venv; make setup` picks one; Debian: "
+            "apt-get install python3.11-venv), or run make as a normal user"
+        )
+
+
 def service_account_name() -> str | None:
     """The account's name for supervisord's `user` option; None: the caller's own."""
     user = service_user()

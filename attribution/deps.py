@@ -137,13 +137,15 @@ def ensure_udf_jar() -> Path:
     return compile_jar(sources, jar)
 
 
-def compile_jar(sources: list[Path], jar: Path, resources: Path | None = None) -> Path:
-    """Compiles Java sources against the installed Flink jars into `jar`, with the files under
-    `resources` (e.g. META-INF/services) beside the classes."""
+def compile_jar(
+    sources: list[Path], jar: Path, resources: Path | None = None, extra: tuple[Path, ...] = ()
+) -> Path:
+    """Compiles Java sources against the installed Flink jars (and `extra` ones) into `jar`, with
+    the files under `resources` (e.g. META-INF/services) beside the classes."""
     import pyflink  # only here: importing it is slow
 
     flink_lib = Path(pyflink.__file__).parent / "lib"
-    classpath = [str(next(flink_lib.glob(pattern))) for pattern in FLINK_COMPILE_JARS]
+    classpath = [str(next(flink_lib.glob(pattern))) for pattern in FLINK_COMPILE_JARS] + list(map(str, extra))
     with tempfile.TemporaryDirectory() as classes:
         subprocess.run(
             [
@@ -188,6 +190,44 @@ def ensure_test_jar() -> Path:
     return compile_jar(sources, jar, TEST_SOURCES / "resources")
 
 
+# The metrics reporter bound to one address (udf/src/reporter), a plugin beside Flink's own.
+REPORTER_SOURCES = PROJECT_ROOT / "udf" / "src" / "reporter"
+REPORTER_JAR = "attribution-metrics-reporter.jar"
+PROMETHEUS_PLUGIN = "metrics-prometheus"
+
+
+def flink_plugins() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).parent / "plugins"
+
+
+def ensure_reporter_jar() -> Path:
+    jar = Path(sys.prefix) / REPORTER_JAR
+    sources = sorted((REPORTER_SOURCES / "java").rglob("*.java"))
+    if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources):
+        return jar
+    print(f"Compiling the metrics reporter into {jar} ...", flush=True)
+    prometheus = tuple((flink_plugins() / PROMETHEUS_PLUGIN).glob("*.jar"))
+    return compile_jar(sources, jar, REPORTER_SOURCES / "resources", extra=prometheus)
+
+
+def flink_plugins_dir(settings: Settings) -> Path:
+    """Flink's plugins (symlinks), the Prometheus one with the project's reporter beside Flink's
+    (a plugin's classes see only their own directory's jars): FLINK_PLUGINS_DIR of the cluster."""
+    target = settings.stack_path / "flink-plugins"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for plugin in sorted(flink_plugins().iterdir()):
+        if plugin.name != PROMETHEUS_PLUGIN:
+            (target / plugin.name).symlink_to(plugin)
+            continue
+        (target / plugin.name).mkdir()
+        for jar in [*plugin.glob("*.jar"), ensure_reporter_jar()]:
+            (target / plugin.name / jar.name).symlink_to(jar)
+    return target
+
+
 def client_env(settings: Settings) -> dict[str, str]:
     """What the submitting client's JVM needs to see the jars of flink_lib_dir(). FLINK_HOME too:
     without it PyFlink resets FLINK_LIB_DIR to the wheel's own lib directory."""
@@ -204,3 +244,4 @@ def client_env(settings: Settings) -> dict[str, str]:
 if __name__ == "__main__":
     ensure_connector_jars()
     ensure_udf_jar()
+    ensure_reporter_jar()

@@ -204,12 +204,13 @@ def flink_overview(settings: Settings) -> dict | None:
 
 
 def flink_env(settings: Settings) -> dict[str, str]:
-    from attribution.deps import flink_lib_dir
+    from attribution.deps import flink_lib_dir, flink_plugins_dir
 
     return {
         "FLINK_HOME": str(flink_home()),
         "FLINK_CONF_DIR": str(render_flink_conf(settings)),
         "FLINK_LIB_DIR": str(flink_lib_dir(settings)),
+        "FLINK_PLUGINS_DIR": str(flink_plugins_dir(settings)),
         "FLINK_LOG_DIR": str(settings.stack_path / "logs"),
     }
 

@@ -8,10 +8,11 @@ service is left alone) and `down` stops everything and checks the ports are free
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 
 from attribution import job, keeper, provision, services, supervision
-from attribution.account import hand_over, make_private
+from attribution.account import hand_over, make_private, require_runnable
 from attribution.config import Settings
 from attribution.services import StackError, flink_overview, port_open
 
@@ -26,6 +27,7 @@ def up(settings: Settings) -> None:
     from attribution.deps import ensure_connector_jars, ensure_udf_jar
 
     make_private(settings.stack_path)
+    require_runnable(sys.executable)
     ensure_connector_jars()
     ensure_udf_jar()
     programs = services.programs(settings)

@@ -125,3 +125,35 @@ def test_checkpoint_dir_defaults_under_the_stack_dir() -> None:
     s = Settings.from_env({"STACK_DIR": "/tmp/x"})
     assert s.checkpoint_uri == "file:///tmp/x/checkpoints"
     assert Settings.from_env({"CHECKPOINT_DIR": "s3://b/cp"}).checkpoint_uri == "s3://b/cp"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EVENT_TIME_ZONE", "Mars/Base"),
+        ("POSTGRES_PORT", "99999"),
+        ("LOOKUP_CACHE_ROWS", "-5"),
+        ("FLINK_TASKMANAGER_MEMORY", "lots"),
+        ("SINK_TABLE", "commerce.x; DROP TABLE commerce.users"),
+    ],
+)
+def test_make_up_refuses_a_bad_setting_in_one_line(variable: str, value: str) -> None:
+    """`make up` (the CLI behind it) stops before starting anything, with one line naming it."""
+    import os
+    import subprocess
+    import sys
+
+    from attribution.config import PROJECT_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "attribution", "up"],
+        env={**os.environ, variable: value, "STACK_DIR": "/nonexistent/stack"},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {variable} "), result.stderr
+    assert not os.path.exists("/nonexistent/stack")
