@@ -850,6 +850,9 @@ def test_image_packages_resolve_for_the_images_python_and_platform(
     resolved = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in report["install"]}
     pinned = {canonicalize_name(n): v for n, v in read_lock(target.lock).items()}
     needed, missing = closure(report, lock_top_level(target.lock), target)
+    # pip evaluates markers with the Python running it, not the target's (--python-version sets only
+    # tags): what it adds for this one alone (redis's async-timeout below 3.11.3) is not the image's.
+    resolved = {name: version for name, version in resolved.items() if name in needed}
     if resolved != pinned or needed != set(pinned) or missing:
         unpinned = sorted((resolved.keys() - pinned.keys()) | missing)
         pytest.fail(
@@ -1058,7 +1061,7 @@ def test_images_are_pinned(compose: dict) -> None:
 def test_flink_image_is_built_like_the_embedded_stack(builds: dict[str, Build]) -> None:
     dockerfile = (PROJECT_ROOT / "container" / "flink" / "Dockerfile").read_text()
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    python_match = re.search(r"PYTHON \?= python(\d+\.\d+)", makefile)
+    python_match = re.search(r"PYTHON \?= \$\(or \$\(RUNNABLE_PYTHON\),python(\d+\.\d+)\)", makefile)
     assert python_match is not None, "the Makefile names no PYTHON"
     python = python_match[1]
     build = builds["flink"]
