@@ -63,8 +63,8 @@ replay-dead-letters: setup  ## send dead letters back to their topics once each 
 	$(CLI) replay-dead-letters $(foreach r,$(subst $(comma), ,$(REASON)),--reason $(r)) \
 		$(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') $(if $(ALL),--all) $(if $(DRY_RUN),--dry-run)
 
-psql: setup  ## open psql on the pipeline's database
-	$(CLI) psql
+psql: setup  ## psql on the pipeline's database, read-only (ADMIN=1: as POSTGRES_USER)
+	$(CLI) psql $(if $(ADMIN),--admin)
 
 sql: setup  ## print the job's rendered SQL
 	$(PY) code/checkout_attribution.py --print-sql

@@ -284,8 +284,10 @@ def print_job_figures(
     return health.problems(settings, state, restarts, checkpoints, lag_samples)
 
 
-def cmd_psql(settings: Settings, _: argparse.Namespace) -> None:
+def cmd_psql(settings: Settings, args: argparse.Namespace) -> None:
     psql = str(services.postgres_bin() / "psql")
+    # Queries on the results as the reader role; --admin as POSTGRES_USER (the schema's owner).
+    settings = settings if args.admin else settings.as_role("reader")
     os.environ["PGPASSWORD"] = settings.postgres_password
     os.execv(
         psql,
@@ -438,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument(
                 "--start", action="store_true", help="submit the job first if it was never started (Compose)"
             )
+        if name == "psql":
+            command.add_argument("--admin", action="store_true", help="as POSTGRES_USER, not the reader role")
         if name == "replay-dead-letters":
             command.add_argument("--reason", action="append", help="only this reason (repeatable)")
             command.add_argument("--since", type=iso_time, help="only records stamped (Kafka) at or after")

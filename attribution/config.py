@@ -10,6 +10,8 @@ value is checked when it is read: a bad one fails with one line that names it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import os
 import re
 import sys
@@ -43,6 +45,12 @@ ATTRIBUTION_MODELS = ("first_click", "last_click", "linear")
 # checkout_id and click_id are primary-key columns. A Postgres btree entry holds at most 2,704
 # bytes, and the linear table's key holds both ids at up to 4 bytes a character.
 ID_MAX_CHARS = 256
+
+
+# Postgres roles, each with only the rights its client needs (postgres/init.sql): the job writes
+# its result tables and dead letters and reads users; the reader (`make sql-client`, `make psql`)
+# reads them; the generator writes users and products. POSTGRES_USER only creates the schema.
+ROLES = {"job": "attribution_job", "reader": "attribution_reader", "generator": "attribution_generator"}
 
 
 class ConfigError(ValueError):
@@ -93,6 +101,19 @@ class Settings:
     postgres_db: str = _setting("POSTGRES_DB", "postgres", "Postgres database")
     postgres_user: str = _setting("POSTGRES_USER", "postgres", "Postgres user")
     postgres_password: str = _setting("POSTGRES_PASSWORD", "postgres", "Postgres password", secret=True)
+    role_password_seed: str = _setting(
+        "POSTGRES_ROLE_PASSWORD_SEED",
+        "",
+        "Derives the passwords of the job's, the reader's and the generator's Postgres roles "
+        "(default: POSTGRES_PASSWORD); rotating it rotates them at the next `make up`",
+        secret=True,
+    )
+    postgres_reader_password: str = _setting(
+        "POSTGRES_READER_PASSWORD",
+        "",
+        "The read-only role's password, for a client that cannot derive it (Grafana); default: derived",
+        secret=True,
+    )
     users_table: str = _setting("USERS_TABLE", "commerce.users", "Lookup table with user names")
     products_table: str = _setting("PRODUCTS_TABLE", "commerce.products", "Products (the generator's)")
     sink_table: str = _setting(
@@ -285,6 +306,19 @@ class Settings:
             for f in dataclasses.fields(self)
             if secrets or not f.metadata["secret"]
         }
+
+    def role_password(self, role: str) -> str:
+        """The password of one of ROLES, derived from the seed: one secret to keep and rotate."""
+        if role == "reader" and self.postgres_reader_password:
+            return self.postgres_reader_password
+        seed = (self.role_password_seed or self.postgres_password).encode()
+        return hmac.new(seed, ROLES[role].encode(), hashlib.sha256).hexdigest()[:32]
+
+    def as_role(self, role: str) -> Settings:
+        """These settings connecting to Postgres as one of ROLES."""
+        return dataclasses.replace(
+            self, postgres_user=ROLES[role], postgres_password=self.role_password(role)
+        )
 
     def psycopg_dsn(self) -> str:
         """A libpq connection string, quoted by the driver (a password may hold spaces and quotes)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from attribution.config import Settings, schema_of
+from attribution.config import ROLES, Settings, schema_of
 from attribution.templates import render_file
 
 
@@ -19,7 +19,8 @@ def schema_sql(settings: Settings) -> str:
         settings.dead_letter_table,
     )
     schemas = sorted({schema_of(table) for table in tables if "." in table})
-    return render_file("postgres/init.sql", cfg=settings, schemas=schemas)
+    roles = {kind: (name, settings.role_password(kind)) for kind, name in ROLES.items()}
+    return render_file("postgres/init.sql", cfg=settings, schemas=schemas, roles=roles)
 
 
 def apply_schema(settings: Settings) -> None:

@@ -187,7 +187,10 @@ def sql_client_init(settings: Settings) -> str:
     from the same templates and settings as the job, reading with a consumer group of its own;
     `clicks`, `checkouts` and `rejected` as views of the parsed events; the result tables as
     read-only views (an INSERT into a view fails), their JDBC tables renamed stored_*."""
-    client = dataclasses.replace(settings, consumer_group_id=f"{settings.consumer_group_id}-sql-client")
+    # As the reader role: a write to a stored_* table or users fails in Postgres.
+    client = dataclasses.replace(
+        settings.as_role("reader"), consumer_group_id=f"{settings.consumer_group_id}-sql-client"
+    )
     sources = tuple(t for t in TABLE_TEMPLATES if t.startswith("source/"))
     rule = tuple(
         s for s in template_statements(("process/attribute_checkouts.sql",), client) if not is_insert(s)

@@ -132,6 +132,7 @@ def submit(settings: Settings, savepoint: str | None = None, outputs: tuple[str,
     (the benchmark's pass-through baseline); a template may start with its own DDL statements."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    settings = settings.as_role("job")  # writes its results, reads user names: nothing else
     env_settings = EnvironmentSettings.new_instance().in_streaming_mode().build()
     t_env = TableEnvironment.create(env_settings)
     for key, value in job_configuration(settings, savepoint).items():
@@ -228,11 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = settings_or_exit()
+    # What is printed names the role, never its password.
+    shown = dataclasses.replace(settings, postgres_password="********", role_password_seed="********")
     if args.print_sql:
-        print(sql.job_sql(settings).script())
+        print(sql.job_sql(shown.as_role("job")).script().replace(shown.role_password("job"), "********"))
         return 0
     if args.sql_client_init:
-        print(sql.sql_client_init(settings), end="")
+        print(sql.sql_client_init(shown).replace(shown.role_password("reader"), "********"), end="")
         return 0
     if args.sql_shell and args.sql_file:
         # A file runs to its end: the topics are read up to where they end now.

@@ -205,7 +205,8 @@ def seed_reference_data(settings: Settings, shape: TrafficShape, pools: Pools) -
         (i, pools.words[i % len(pools.words)], pools.words[(i * 7) % len(pools.words)], 1 + i % 100)
         for i in range(1, shape.products + 1)
     ]
-    with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+    # As the generator's role: it may write users and products, nothing else.
+    with psycopg2.connect(settings.as_role("generator").psycopg_dsn()) as conn, conn.cursor() as cur:
         execute_values(
             cur,
             f"INSERT INTO {settings.users_table} (id, username, password) VALUES %s ON CONFLICT DO NOTHING",

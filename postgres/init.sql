@@ -260,3 +260,29 @@ $$;
 
 CREATE INDEX IF NOT EXISTS {{ cfg.dead_letter_table | unqualified }}_written_at
     ON {{ cfg.dead_letter_table }} (written_at);
+
+-- Roles, each with only the rights its client needs (attribution/config.py ROLES); their
+-- passwords are derived from one secret and set again by every `make up` (a rotation).
+{%- for role, password in roles.values() %}
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{{ role }}') THEN
+        CREATE ROLE {{ role }} LOGIN;
+    END IF;
+END
+$$;
+ALTER ROLE {{ role }} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {{ password | sql_string }};
+{%- endfor %}
+{% set job, reader, generator = roles.job[0], roles.reader[0], roles.generator[0] %}
+{%- set results = [cfg.sink_table, cfg.last_click_sink_table, cfg.linear_clicks_table, cfg.dead_letter_table] %}
+{%- for schema in schemas %}
+GRANT USAGE ON SCHEMA {{ schema }} TO {{ job }}, {{ reader }}, {{ generator }};
+{%- endfor %}
+-- The job: writes its results and dead letters (upserts), looks users up (never their passwords).
+GRANT SELECT, INSERT, UPDATE ON {{ results | join(', ') }} TO {{ job }};
+GRANT SELECT (id, username) ON {{ cfg.users_table }} TO {{ job }};
+-- The reader: results, dead letters and user names.
+GRANT SELECT ON {{ (results + [cfg.linear_sink_table, cfg.model_comparison_view]) | join(', ') }} TO {{ reader }};
+GRANT SELECT (id, username) ON {{ cfg.users_table }} TO {{ reader }};
+-- The generator: users and products, nothing else.
+GRANT SELECT, INSERT ON {{ cfg.users_table }}, {{ cfg.products_table }} TO {{ generator }};

@@ -126,6 +126,13 @@ def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
         result = make(run.settings, "sql-client", f"SQL_FILE={write}", check=False)
         assert result.returncode != 0
         assert "[ERROR]" in result.stdout and "attributed_checkouts' does not exist" in result.stdout, result
+        # ... and so does writing to the JDBC tables behind them, or to users: the prompt connects
+        # as the read-only role.
+        for table in ("stored_attributed_checkouts", "users"):
+            write.write_text(f"INSERT INTO {table} SELECT * FROM {table};\n")
+            result = make(run.settings, "sql-client", f"SQL_FILE={write}", check=False)
+            assert result.returncode != 0, result
+            assert "[ERROR]" in result.stdout and "permission denied" in result.stdout, result.stdout
         assert job.active_jobs(settings, f"{run.settings.job_name}-sql-client") == []
         run.assert_healthy()  # the job never noticed
 

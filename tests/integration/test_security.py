@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 
 from attribution import account, keeper, supervision
-from attribution.config import Settings
+from attribution.config import ROLES, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,9 @@ def test_the_stack_directory_is_private_and_holds_no_password(settings: Settings
     mode = settings.stack_path.stat().st_mode
     assert stat.S_IMODE(mode) == 0o700, oct(mode)
     for path in settings.stack_path.glob("*.json"):
-        assert settings.postgres_password not in path.read_text(), path
+        text = path.read_text()
+        assert "POSTGRES_PASSWORD" not in text, path
+        assert not [role for role in ROLES if settings.role_password(role) in text], path
     intent = keeper.read_intent(settings)
     assert intent is None or "POSTGRES_PASSWORD" not in intent.env
 
@@ -76,4 +78,49 @@ def test_a_password_with_a_space_a_quote_and_a_backslash_works(settings: Setting
     finally:
         with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
             cur.execute("DROP ROLE quoted_password_test")
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "refused"),
+    [
+        (
+            "job",
+            ["SELECT id, username FROM {users}", "SELECT count(*) FROM {results}"],
+            ["SELECT password FROM {users}", "DELETE FROM {results}",
+             "INSERT INTO {users} VALUES (-1, 'x', 'x')"],
+        ),
+        (
+            "reader",
+            ["SELECT count(*) FROM {results}", "SELECT count(*) FROM {dead}",
+             "SELECT id, username FROM {users}"],
+            ["INSERT INTO {results} (checkout_id) VALUES ('x')", "UPDATE {users} SET username = 'x'",
+             "SELECT password FROM {users}", "DELETE FROM {dead}"],
+        ),
+        (
+            "generator",
+            ["INSERT INTO {users} VALUES (-7, 'x', 'x') ON CONFLICT DO NOTHING"],
+            ["SELECT count(*) FROM {results}", "INSERT INTO {results} (checkout_id) VALUES ('x')",
+             "SELECT count(*) FROM {dead}"],
+        ),
+    ],
+)  # fmt: skip
+def test_each_client_role_has_only_the_rights_it_needs(
+    settings: Settings, role: str, allowed: list[str], refused: list[str]
+) -> None:
+    names = {
+        "users": settings.users_table,
+        "results": settings.sink_table,
+        "dead": settings.dead_letter_table,
+    }
+    conn = psycopg2.connect(settings.as_role(role).psycopg_dsn())
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for statement in allowed:
+                cur.execute(statement.format(**names))
+            for statement in refused:
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(statement.format(**names))
+    finally:
         conn.close()

@@ -43,7 +43,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from attribution import services
-from attribution.config import PROJECT_ROOT, Settings
+from attribution.config import PROJECT_ROOT, ROLES, Settings
 from tests.driver import load_driver
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -1185,18 +1185,19 @@ def test_attribution_models_panel_reads_the_view_postgres_init_creates(compose: 
     for override in panel["fieldConfig"]["overrides"]:
         column = override["matcher"]["options"]
         assert re.search(rf"\b{column}\b", views[queried[1]]), f"the view has no column {column}"
-    # Grafana reaches the postgres service with its credentials: the variables the provisioning
-    # file reads are set on the grafana service, to the values the postgres service gets.
+    # Grafana reaches the postgres service as the read-only role, with the password the schema
+    # setup (the init service, like every service of the project's image) gives that role.
     services = compose["services"]
     host, _, port = datasource["url"].partition(":")
     assert host in services and port == "5432"
     assert datasource["jsonData"]["database"] == "$POSTGRES_DB" and datasource["user"] == "$POSTGRES_USER"
     assert datasource["secureJsonData"]["password"] == "$POSTGRES_PASSWORD" and "password" not in datasource
     grafana, postgres = services["grafana"]["environment"], services[host]["environment"]
-    read = re.findall(r"\$\{?(\w+)", json.dumps(datasource))
-    assert read
-    for name in read:
-        assert grafana.get(name) == postgres[name], name
+    init = services["init"]["environment"]
+    assert grafana["POSTGRES_USER"] == ROLES["reader"]
+    assert grafana["POSTGRES_PASSWORD"] == init["POSTGRES_READER_PASSWORD"] != ""
+    assert grafana["POSTGRES_DB"] == postgres["POSTGRES_DB"]
+    assert re.search(rf"GRANT SELECT ON [^;]*\b{queried[1]}\b[^;]* TO {ROLES['reader']};", schema), queried
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------
