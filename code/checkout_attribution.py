@@ -157,6 +157,7 @@ def sql_shell(settings: Settings, script: str | None) -> int:
     config = {**job_configuration(settings), "pipeline.name": f"{settings.job_name}-sql-client"}
     for key in [k for k in config if k.startswith(("execution.checkpointing", "state."))]:
         del config[key]  # a query keeps no state worth a checkpoint
+    config["restart-strategy.type"] = "none"  # a statement that fails is an answer, not retried
     for key, value in config.items():
         t_env.get_config().set(key, value)
     for statement in sql.statements(sql.sql_client_init(settings)):
@@ -170,6 +171,8 @@ def sql_shell(settings: Settings, script: str | None) -> int:
         result = None
         try:
             result = t_env.execute_sql(statement)
+            if sql.is_insert(statement):
+                result.wait()  # until written, or failed (the reader role may write nothing)
             result.print()
             return True
         except KeyboardInterrupt:

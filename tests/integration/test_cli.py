@@ -128,8 +128,11 @@ def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
         assert "[ERROR]" in result.stdout and "attributed_checkouts' does not exist" in result.stdout, result
         # ... and so does writing to the JDBC tables behind them, or to users: the prompt connects
         # as the read-only role.
-        for table in ("stored_attributed_checkouts", "users"):
-            write.write_text(f"INSERT INTO {table} SELECT * FROM {table};\n")
+        for insert in (
+            "INSERT INTO stored_attributed_checkouts (checkout_id, user_id) VALUES ('sql-client-write', 1)",
+            "INSERT INTO users VALUES (-1, 'sql-client-write')",
+        ):
+            write.write_text(f"{insert};\n")
             result = make(run.settings, "sql-client", f"SQL_FILE={write}", check=False)
             assert result.returncode != 0, result
             assert "[ERROR]" in result.stdout and "permission denied" in result.stdout, result.stdout
