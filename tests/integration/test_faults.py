@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import psutil
 import pytest
 import requests
 
@@ -69,15 +70,21 @@ def kill(settings: Settings, service: str) -> float:
 
 @contextlib.contextmanager
 def frozen(settings: Settings, service: str) -> Iterator[None]:
-    """The service's main process stopped (SIGSTOP) inside the block: its sockets stay open and
-    nothing answers on them. SIGCONT ends the fault, as the end of a GC pause does."""
+    """The service stopped (SIGSTOP) inside the block, its main process and every child (Postgres
+    serves each connection from a process of its own), as on a hung host: sockets stay open and
+    nothing answers on them. SIGCONT ends the fault, as the end of a long GC pause does."""
     pid = supervision.running_pid(settings, service)
     assert pid, f"{service} is not running"
-    os.kill(pid, signal.SIGSTOP)
+    main = psutil.Process(pid)
+    processes = [main, *main.children(recursive=True)]
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGCONT)
 
 
 @contextlib.contextmanager
