@@ -272,8 +272,7 @@ def print_job_figures(
         lag_samples = [*lag_samples, (time.time(), lag)]
         print(f"    consumer lag: {lag:,.0f} records")
     checkpoints = health.checkpoints(settings, job_id)
-    stats = job.rest_get(settings, f"/jobs/{job_id}/checkpoints")
-    latest = (stats.get("latest") or {}).get("completed")
+    latest = checkpoints.latest_completed
     if latest:
         print(
             f"    last checkpoint: #{latest['id']} {checkpoints.completed_ago:.0f} s ago, "

@@ -128,10 +128,15 @@ def _javac() -> str:
     )
 
 
+def _up_to_date(jar: Path, sources: list[Path]) -> bool:
+    """Whether the jar exists and no source is newer (an image without the sources: it exists)."""
+    return jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources)
+
+
 def ensure_udf_jar() -> Path:
     jar = udf_jar()
     sources = sorted(UDF_SOURCES.rglob("*.java"))
-    if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources):
+    if _up_to_date(jar, sources):
         return jar
     print(f"Compiling {len(sources)} UDF source(s) into {jar} ...", flush=True)
     return compile_jar(sources, jar)
@@ -185,7 +190,7 @@ def ensure_test_jar() -> Path:
     jar = Path(sys.prefix) / TEST_JAR
     sources = sorted((TEST_SOURCES / "java").rglob("*.java"))
     resources = sorted(p for p in (TEST_SOURCES / "resources").rglob("*") if p.is_file())
-    if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources + resources):
+    if _up_to_date(jar, sources + resources):
         return jar
     return compile_jar(sources, jar, TEST_SOURCES / "resources")
 
@@ -205,7 +210,7 @@ def flink_plugins() -> Path:
 def ensure_reporter_jar() -> Path:
     jar = Path(sys.prefix) / REPORTER_JAR
     sources = sorted((REPORTER_SOURCES / "java").rglob("*.java"))
-    if jar.is_file() and all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources):
+    if _up_to_date(jar, sources):
         return jar
     print(f"Compiling the metrics reporter into {jar} ...", flush=True)
     prometheus = tuple((flink_plugins() / PROMETHEUS_PLUGIN).glob("*.jar"))

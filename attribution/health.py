@@ -40,6 +40,7 @@ class Checkpoints:
     last_failure: str | None
     completed_ago: float | None  # seconds since the newest completed one
     running_for: float  # seconds since the job started
+    latest_completed: dict | None = None  # the REST API's statistics of the newest completed one
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def checkpoints(settings: Settings, job_id: str, now: float | None = None) -> Ch
         last_failure=(last_failed.get("failure_message") or "?") if last_failed else None,
         completed_ago=now - completed["latest_ack_timestamp"] / 1000 if completed else None,
         running_for=now - started,
+        latest_completed=completed,
     )
 
 

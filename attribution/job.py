@@ -256,14 +256,14 @@ def undrained(settings: Settings, job_id: str, cause: str) -> str:
     job counted over the last OUT_OF_ORDERNESS_SECONDS of event time it had seen."""
     from attribution import metrics
 
+    def checkouts() -> float:
+        return sum(metrics.business_counts(metrics.scrape(settings), job_id).get("checkouts", {}).values())
+
     try:
         watermark = vertex_watermark(settings, job_id, "IntervalJoin") / 1000
-        first = sum(metrics.business_counts(metrics.scrape(settings), job_id).get("checkouts", {}).values())
-        time.sleep(1)
-        rate = (
-            sum(metrics.business_counts(metrics.scrape(settings), job_id).get("checkouts", {}).values())
-            - first
-        )
+        first = checkouts()
+        time.sleep(1)  # the rate over one second
+        rate = checkouts() - first
     except (requests.RequestException, LookupError, ValueError):
         watermark, rate = float("-inf"), 0.0
     # A rowtime watermark counts datetime_occured's wall-clock values as if they were UTC.

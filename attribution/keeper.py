@@ -95,10 +95,15 @@ def read_intent(settings: Settings) -> Intent | None:
 
 
 def write_intent(settings: Settings, intent: Intent) -> None:
-    path = _intent_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _intent_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    _replace(_intent_file(settings), json.dumps(dataclasses.asdict(intent), indent=2))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Writes a file the keeper and the CLI share whole (a reader never sees half of it), as the
+    service account's."""
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(dataclasses.asdict(intent), indent=2))
+    temporary.write_text(text)
     hand_over(temporary)
     temporary.replace(path)
 
@@ -436,9 +441,7 @@ def _write_status(settings: Settings, loops: int, action: str, watch: Watch) -> 
         "problems_at": watch.looked_at,
         "lag": watch.lag,
     }
-    temporary = _status_file(settings).with_suffix(".tmp")
-    temporary.write_text(json.dumps(status))
-    temporary.replace(_status_file(settings))
+    _replace(_status_file(settings), json.dumps(status))
 
 
 def read_status(settings: Settings) -> dict:

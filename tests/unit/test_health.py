@@ -14,7 +14,7 @@ from attribution.health import Checkpoints, DeadLetters, Restarts
 
 SETTINGS = Settings.from_env({})
 HEALTHY_CHECKPOINTS = Checkpoints(
-    failed_recent=0, failed_total=0, last_failure=None, completed_ago=5, running_for=600
+    failed_recent=0, failed_total=0, last_failure=None, completed_ago=5, running_for=600, latest_completed={}
 )
 
 
