@@ -67,15 +67,15 @@ psql: setup  ## psql on the pipeline's database, read-only (ADMIN=1: as POSTGRES
 	$(CLI) psql $(if $(ADMIN),--admin)
 
 sql: setup  ## print the job's rendered SQL
-	$(PY) code/checkout_attribution.py --print-sql
+	$(PY) -m attribution.pipeline --print-sql
 
 test: lint  ## lint, type check, unit tests and integration tests on a separate embedded stack
 	$(PY) -m pytest
 
-unit-test: setup
+unit-test: setup  ## unit tests only: the rule on a local Flink, configs, deployments (no stack)
 	$(PY) -m pytest tests/unit
 
-integration-test: setup
+integration-test: setup  ## integration tests only, on a separate embedded stack (ports in tests/integration/test-stack.env)
 	$(PY) -m pytest tests/integration
 
 lint: setup  ## ruff (lint and format check) and mypy
@@ -106,7 +106,7 @@ soak: setup  ## steady traffic for minutes on the running job; prints state size
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
 bench: setup  ## generator, burst, latency and pass-through benchmarks on the embedded stack (BENCH_ARGS=...)
-	$(PY) bench/bench.py $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 # --- Docker Compose: the same job, templates and settings on Apache Kafka, Flink containers,
 # Postgres, Prometheus and Grafana (needs Docker; `make test` validates these files offline).

@@ -14,9 +14,10 @@ from typing import Any
 
 import requests
 
-from attribution import health, job, keeper, provision, services, stack, supervision
+from attribution import health, job, keeper, logs, provision, services, stack, supervision
 from attribution.account import AccountError
 from attribution.config import ConfigError, Settings, describe
+from attribution.models import MODELS
 from attribution.services import StackError
 from attribution.supervision import SupervisionError
 
@@ -183,20 +184,21 @@ def model_line(
     clicks_credited: Decimal | None = None,
 ) -> str:
     """One model's figures, e.g. "last_click: 62.0% of 1,234 checkouts attributed, revenue 12,345.67,
-    click 31.2 min before checkout" (linear: every touch, on average)."""
+    click 31.2 min before checkout" (a touches model: every touch, on average)."""
+    touches = MODELS[model].shape == "touches"
     if checkouts:
         shown = f"{model}: {100 * (share or 0):.1f}% of {checkouts:,} checkouts attributed"
     elif attributed:
-        # linear alone: its table has no row for an unattributed checkout, so no denominator.
-        shown = f"{model}: {attributed:,} checkouts attributed (a share needs first_click or last_click)"
+        # Touches alone: no row for an unattributed checkout, so no denominator.
+        one_click = " or ".join(m.name for m in MODELS.values() if m.shape == "one_click")
+        shown = f"{model}: {attributed:,} checkouts attributed (a share needs {one_click})"
     else:
         return f"{model}: no checkouts yet"
     shown += f", revenue {revenue or 0:,.2f}"
     if minutes is not None:
-        # The mean over attributed checkouts; linear's over every touch.
-        touch = "touches" if model == "linear" else "click"
-        shown += f", {touch} {minutes:.1f} min before checkout"
-    if model == "linear" and clicks_credited is not None:
+        # The mean over attributed checkouts; a touches model's over every touch.
+        shown += f", {'touches' if touches else 'click'} {minutes:.1f} min before checkout"
+    if touches and clicks_credited is not None:
         shown += f", {clicks_credited:.2f} clicks share each"
     return shown
 
@@ -354,7 +356,7 @@ def cmd_sql_client(settings: Settings, args: argparse.Namespace) -> None:
 
     if stack.flink_overview(settings) is None:
         raise StackError(f"no Flink cluster at {settings.flink_rest_url}: `make up` (or `make run`) first")
-    argv = [sys.executable, str(job.DRIVER), "--sql-shell"]
+    argv = [sys.executable, "-m", "attribution.pipeline", "--sql-shell"]
     if args.file:
         argv += ["--sql-file", str(Path(args.file).resolve())]
     else:
@@ -420,6 +422,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    logs.configure()
     parser = argparse.ArgumentParser(
         prog="python -m attribution",
         description="Embedded (no Docker) checkout-attribution stack on 127.0.0.1.",

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlparse
 
+from attribution.models import MODELS, PRIMARY
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The file of settings read under the environment's; ATTRIBUTION_ENV_FILE names another, or none ("").
 ENV_FILE_VARIABLE = "ATTRIBUTION_ENV_FILE"
@@ -36,9 +38,6 @@ def unqualified(table: str) -> str:
     """A table name without its schema."""
     return table.rsplit(".", 1)[-1]
 
-
-# The attribution models the job can write (process/_attribution_models.sql).
-ATTRIBUTION_MODELS = ("first_click", "last_click", "linear")
 
 # What the output tables (postgres/init.sql) can hold, checked by the job before any write: a
 # record that breaks a limit is dead-lettered instead of failing the sink on every retry.
@@ -117,18 +116,9 @@ class Settings:
     users_table: str = _setting("USERS_TABLE", "commerce.users", "Lookup table with user names")
     products_table: str = _setting("PRODUCTS_TABLE", "commerce.products", "Products (the generator's)")
     sink_table: str = _setting(
-        "SINK_TABLE", "commerce.attributed_checkouts", "Result table, one row per checkout_id"
-    )
-    last_click_sink_table: str = _setting(
-        "LAST_CLICK_SINK_TABLE",
-        "commerce.attributed_checkouts_last_click",
-        "Result table of the last_click model, one row per checkout_id",
-    )
-    linear_sink_table: str = _setting(
-        "LINEAR_SINK_TABLE",
-        "commerce.attribution_touches",
-        "Result view of the linear model, one row per checkout_id and qualifying click (the job "
-        "writes the table <LINEAR_SINK_TABLE>_clicks)",
+        "SINK_TABLE",
+        f"commerce.{MODELS[PRIMARY].table}",
+        f"Result table of {PRIMARY}, one row per checkout_id; the other models' tables are in its schema",
     )
     dead_letter_table: str = _setting(
         "DEAD_LETTER_TABLE", "commerce.dead_letters", "Rejected records with the reason"
@@ -176,8 +166,7 @@ class Settings:
     attribution_models: str = _setting(
         "ATTRIBUTION_MODELS",
         "first_click",
-        "Models the job writes, comma-separated: first_click (SINK_TABLE), last_click "
-        "(LAST_CLICK_SINK_TABLE), linear (LINEAR_SINK_TABLE)",
+        "Models the job writes, comma-separated: " + ", ".join(MODELS) + " (docs/models.md)",
     )
     out_of_orderness_seconds: int = _setting(
         "OUT_OF_ORDERNESS_SECONDS", 15, "Events up to this much out of order are handled exactly"
@@ -241,28 +230,41 @@ class Settings:
         return range(int(low), int(high or low) + 1)
 
     @property
-    def models(self) -> tuple[str, ...]:
-        """ATTRIBUTION_MODELS as a tuple, in the order given."""
+    def requested_models(self) -> tuple[str, ...]:
+        """ATTRIBUTION_MODELS as given."""
         return tuple(m.strip() for m in self.attribution_models.split(",") if m.strip())
 
     @property
-    def model_tables(self) -> dict[str, str]:
-        """Every model's result table (whether or not it is enabled)."""
-        return {
-            "first_click": self.sink_table,
-            "last_click": self.last_click_sink_table,
-            "linear": self.linear_sink_table,
-        }
+    def models(self) -> tuple[str, ...]:
+        """The models of ATTRIBUTION_MODELS, in the registry's order (attribution/models.py)."""
+        return tuple(m for m in MODELS if m in self.requested_models)
+
+    def model_table(self, model: str) -> str:
+        """The table or view users read a model's rows from (enabled or not)."""
+        if model == PRIMARY:
+            return self.sink_table
+        return f"{schema_of(self.sink_table)}.{MODELS[model].table}"
+
+    def model_written_table(self, model: str) -> str:
+        """The table the job writes a model's rows to."""
+        if model == PRIMARY:
+            return self.sink_table
+        return f"{schema_of(self.sink_table)}.{MODELS[model].written_table}"
+
+    @property
+    def model_written_tables(self) -> list[str]:
+        """Every model's table the job writes (enabled or not)."""
+        return [self.model_written_table(model) for model in MODELS]
+
+    @property
+    def model_views(self) -> list[str]:
+        """The models' views of their written tables (postgres/init.sql)."""
+        return [self.model_table(m) for m in MODELS if self.model_table(m) != self.model_written_table(m)]
 
     @property
     def model_comparison_view(self) -> str:
         """The view postgres/init.sql creates beside SINK_TABLE: one row per attribution model."""
         return f"{schema_of(self.sink_table)}.attribution_model_comparison"
-
-    @property
-    def linear_clicks_table(self) -> str:
-        """The table the linear model's job writes; LINEAR_SINK_TABLE is a view of it."""
-        return f"{self.linear_sink_table}_clicks"
 
     @property
     def stack_path(self) -> Path:
@@ -424,27 +426,38 @@ class Settings:
             raise ConfigError(
                 f"KAFKA_SCAN_BOUNDED_MODE must be unbounded or latest-offset, got {self.scan_bounded_mode!r}"
             )
-        unknown = [m for m in self.models if m not in ATTRIBUTION_MODELS]
-        if unknown or not self.models or len(set(self.models)) != len(self.models):
+        requested = self.requested_models
+        unknown = [m for m in requested if m not in MODELS]
+        if unknown or not requested or len(set(requested)) != len(requested):
             raise ConfigError(
-                f"ATTRIBUTION_MODELS must list one or more of {', '.join(ATTRIBUTION_MODELS)} once each, "
+                f"ATTRIBUTION_MODELS must list one or more of {', '.join(MODELS)} once each, "
                 f"got {self.attribution_models!r}"
             )
         tables = {
             "USERS_TABLE": self.users_table,
             "PRODUCTS_TABLE": self.products_table,
             "SINK_TABLE": self.sink_table,
-            "LAST_CLICK_SINK_TABLE": self.last_click_sink_table,
-            "LINEAR_SINK_TABLE": self.linear_sink_table,
-            "LINEAR_SINK_TABLE + _clicks": self.linear_clicks_table,
             "DEAD_LETTER_TABLE": self.dead_letter_table,
+            **{
+                f"the {name} table ({describes})": table
+                for name in MODELS
+                if name != PRIMARY
+                for describes, table in {
+                    "read": self.model_table(name),
+                    "written": self.model_written_table(name),
+                }.items()
+            },
         }
         for env, table in tables.items():
             if not _TABLE.fullmatch(table):
                 raise ConfigError(
                     f"{env} must be a table name, [schema.]table in letters, digits and _, got {table!r}"
                 )
-            same = [other for other, name in tables.items() if name == table and other != env]
+            same = [
+                other
+                for other, name in tables.items()
+                if name == table and other != env and other.split(" (")[0] != env.split(" (")[0]
+            ]
             if same:
                 raise ConfigError(f"{env} and {same[0]} name the same table {table!r}: each needs its own")
         if self.state_backend not in {"rocksdb", "hashmap"}:
@@ -493,7 +506,7 @@ def _parse(raw: str, kind: Any, env: str) -> Any:
 
 
 def describe() -> str:
-    """A table of every setting, its environment variable and default (for --help and the README)."""
+    """A table of every setting, its environment variable and default (for --help; docs/operations.md has it as a table)."""
     rows = [
         f"  {f.metadata['env']:<30} {f.default!s:<32} {f.metadata['doc']}"
         for f in dataclasses.fields(Settings)

@@ -11,6 +11,7 @@ the installed wheel (no build tool, no download), and rebuilt when a source is n
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ CONNECTOR_JARS = (
     "flink-connector-jdbc-postgres.jar",
     "postgresql.jar",
 )
+
+log = logging.getLogger(__name__)
 
 
 def jar_dir() -> Path:
@@ -56,7 +59,7 @@ def ensure_connector_jars() -> list[Path]:
         return connector_jars()
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"Downloading connector jars ({WHEEL}, ~90 MB) ...", flush=True)
+        log.info(f"Downloading connector jars ({WHEEL}, ~90 MB) ...")
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, WHEEL],
             check=True,
@@ -68,7 +71,7 @@ def ensure_connector_jars() -> list[Path]:
         with zipfile.ZipFile(wheel) as archive:
             for name in CONNECTOR_JARS:
                 (target / name).write_bytes(archive.read(f"pyflink/lib/{name}"))
-    print(f"Connector jars in {target}", flush=True)
+    log.info(f"Connector jars in {target}")
     return connector_jars()
 
 
@@ -138,7 +141,7 @@ def ensure_udf_jar() -> Path:
     sources = sorted(UDF_SOURCES.rglob("*.java"))
     if _up_to_date(jar, sources):
         return jar
-    print(f"Compiling {len(sources)} UDF source(s) into {jar} ...", flush=True)
+    log.info(f"Compiling {len(sources)} UDF source(s) into {jar} ...")
     return compile_jar(sources, jar)
 
 
@@ -212,7 +215,7 @@ def ensure_reporter_jar() -> Path:
     sources = sorted((REPORTER_SOURCES / "java").rglob("*.java"))
     if _up_to_date(jar, sources):
         return jar
-    print(f"Compiling the metrics reporter into {jar} ...", flush=True)
+    log.info(f"Compiling the metrics reporter into {jar} ...")
     prometheus = tuple((flink_plugins() / PROMETHEUS_PLUGIN).glob("*.jar"))
     return compile_jar(sources, jar, REPORTER_SOURCES / "resources", extra=prometheus)
 
@@ -247,6 +250,9 @@ def client_env(settings: Settings) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    from attribution import logs
+
+    logs.configure()
     ensure_connector_jars()
     ensure_udf_jar()
     ensure_reporter_jar()

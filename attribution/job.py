@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from attribution.config import PROJECT_ROOT, Settings
+from attribution.config import Settings
 
-DRIVER = PROJECT_ROOT / "code" / "checkout_attribution.py"
+log = logging.getLogger(__name__)
+
 ACTIVE_STATES = {"INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "RECONCILING", "CANCELLING", "FAILING"}
 
 
@@ -93,27 +95,29 @@ def root_exception(settings: Settings, job_id: str) -> str:
 def submit(
     settings: Settings,
     savepoint: str | None = None,
-    insert_templates: tuple[str, ...] = (),
+    output_sql: tuple[Path, ...] = (),
     timeout: float = 300.0,
 ) -> str:
-    """Runs the driver in its own process (it starts a JVM) with these settings and returns the
-    new job's id. The client JVM gets the cluster's lib directory, so it plans with the same
-    connector and UDF jars."""
+    """Submits the job (attribution/pipeline.py) from a process of its own (PyFlink starts a JVM)
+    with these settings, and returns the id PyFlink gave the new job. The client JVM gets the
+    cluster's lib directory, so it plans with the same connector and UDF jars."""
     from attribution.deps import client_env
 
     env = {**os.environ, **settings.to_env(), **client_env(settings)}
-    argv = [sys.executable, str(DRIVER)]
-    if savepoint:
-        argv += ["--savepoint", savepoint]
-    for template in insert_templates:
-        argv += ["--insert-template", template]
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise JobError(f"job submission did not finish within {timeout:.0f}s") from None
-    if result.returncode != 0:
-        raise JobError(f"job submission failed: {root_cause(result.stderr)}")
-    return result.stdout.strip().splitlines()[-1]
+    with tempfile.TemporaryDirectory(prefix="submit-") as scratch:
+        job_id_file = Path(scratch) / "job-id"
+        argv = [sys.executable, "-m", "attribution.pipeline", "--job-id-file", str(job_id_file)]
+        if savepoint:
+            argv += ["--savepoint", savepoint]
+        for path in output_sql:
+            argv += ["--output-sql", str(path)]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise JobError(f"job submission did not finish within {timeout:.0f}s") from None
+        if result.returncode != 0 or not job_id_file.is_file():
+            raise JobError(f"job submission failed: {root_cause(result.stderr)}")
+        return job_id_file.read_text().strip()
 
 
 def root_cause(text: str) -> str:
@@ -235,17 +239,17 @@ def newest_restore_point(settings: Settings, job_id: str | None, savepoint: str 
     return str(newest) if newest else None
 
 
-def drain_or_cancel(settings: Settings, job_id: str, say: Callable[[str], None]) -> str | None:
+def drain_or_cancel(settings: Settings, job_id: str) -> str | None:
     """Stops a job with drain (event time jumps to the end, so results still waiting for the
     watermark are written) and a savepoint; cancels it when it cannot stop that way. Returns
-    None when it drained, else what may be left unwritten and why (said as well)."""
+    None when it drained, else what may be left unwritten and why (logged as a warning)."""
     try:
         stop_with_savepoint(settings, job_id, drain=True, timeout=60)
         wait_until_ended(settings, job_id)
         return None
     except (JobError, requests.RequestException) as error:
         unwritten = undrained(settings, job_id, str(error).splitlines()[0])
-    say(f"WARNING: {unwritten}")
+    log.warning(unwritten)
     cancel(settings, job_id)
     return unwritten
 
@@ -290,8 +294,8 @@ def unless_before_broker(point: str | None, broker_started: float | None) -> str
     Draining before the state is left behind (`make down`, the keeper on a broker restart) has
     written the results that were waiting for event time."""
     if point and written_before_broker(point, broker_started):
-        print(
-            f"NOTE: not resuming {point}: it predates the broker's restart, whose topics started "
+        log.warning(
+            f"not resuming {point}: it predates the broker's restart, whose topics started "
             "empty. Starting fresh; clicks from before the restart cannot attribute new checkouts."
         )
         return None

@@ -29,8 +29,9 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,7 @@ class Intent:
         return Settings.from_env({**secrets, **self.env})
 
 
-def log(message: str) -> None:
-    print(f"[keeper {time.strftime('%H:%M:%S')}] {message}", flush=True)
+log = logging.getLogger(__name__)
 
 
 def _intent_file(settings: Settings) -> Path:
@@ -129,7 +129,6 @@ def start_job(
     settings: Settings,
     fresh: bool = False,
     savepoint: str | None = None,
-    say: Callable[[str], None] = print,
 ) -> str:
     """Submits the job unless it already runs, and records that it should keep running.
     Returns its id."""
@@ -137,12 +136,12 @@ def start_job(
         running = job.active_jobs(settings, settings.job_name)
         broker = broker_incarnation(settings)
         if running:
-            say(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
+            log.info(f"{settings.job_name} is already {running[0].state} (job id {running[0].job_id})")
             intent = read_intent(settings)
             wanted = settings.to_env(secrets=False)
             changed = sorted(k for k in wanted if intent is not None and intent.env.get(k) != wanted[k])
             if changed:
-                say(
+                log.info(
                     f"  it was started with other settings ({', '.join(changed)}): `make stop-job`, then "
                     "`make job` applies yours (`make job FRESH=1` if they change the SQL, as "
                     "ATTRIBUTION_MODELS does)"
@@ -155,8 +154,8 @@ def start_job(
             return running[0].job_id
         restore = None if fresh else job.unless_before_broker(savepoint or _lineage(settings), broker)
         if restore:
-            say(f"Restoring state and offsets from {restore}  (`make job FRESH=1` starts without state)")
-        say(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...")
+            log.info(f"Restoring state and offsets from {restore}  (`make job FRESH=1` starts without state)")
+        log.info(f"Submitting {settings.job_name} to {settings.flink_rest_url} ...")
         job_id = job.submit(settings, savepoint=restore)
         write_intent(
             settings,
@@ -176,7 +175,7 @@ def _lineage(settings: Settings) -> str | None:
     return job.newest_restore_point(settings, intent.job_id, intent.savepoint) or intent.restore_from
 
 
-def stop_job(settings: Settings, cancel: bool, say: Callable[[str], None] = print) -> None:
+def stop_job(settings: Settings, cancel: bool) -> None:
     """Records that the job should not run, then stops it (with a savepoint unless cancel)."""
     with exclusive(settings):
         intent = read_intent(settings)
@@ -186,18 +185,20 @@ def stop_job(settings: Settings, cancel: bool, say: Callable[[str], None] = prin
         for status in job.active_jobs(settings, settings.job_name):
             if cancel:
                 job.cancel(settings, status.job_id)
-                say(f"cancelled {status.job_id} (the keeper will not resubmit it; `make job` does)")
+                log.info(f"cancelled {status.job_id} (the keeper will not resubmit it; `make job` does)")
             else:
                 location = job.stop_with_savepoint(settings, status.job_id)
                 if intent is not None and intent.job_id == status.job_id:
                     write_intent(settings, dataclasses.replace(intent, savepoint=location))
-                say(f"stopped {status.job_id} with a savepoint: {location}  (`make job` resumes from it)")
+                log.info(
+                    f"stopped {status.job_id} with a savepoint: {location}  (`make job` resumes from it)"
+                )
 
 
 # --- the keeper -----------------------------------------------------------------------------------
 def keep(settings: Settings, start: bool = False, interval: float = 2.0) -> None:
     """Runs until killed. With `start`, submits the job first if no intent was ever recorded."""
-    log(f"watching the job of {settings.stack_path} on {settings.flink_rest_url}")
+    log.info(f"watching the job of {settings.stack_path} on {settings.flink_rest_url}")
     _status_file(settings).unlink(missing_ok=True)  # a previous keeper's last action is not this one's
     loops = 0
     topics_for: float | None = None
@@ -210,19 +211,19 @@ def keep(settings: Settings, start: bool = False, interval: float = 2.0) -> None
                 # A new embedded broker has no topics: the generator and the job need them.
                 created = provision.create_topics(settings)
                 if created:
-                    log(f"the broker started empty: created {', '.join(created)}")
+                    log.info(f"the broker started empty: created {', '.join(created)}")
                 topics_for = broker
             if start and read_intent(settings) is None and _cluster_up(settings):
-                start_job(settings, say=log)
+                start_job(settings)
                 action = "started the job"
             with exclusive(settings):
                 action = check_once(settings, broker) or action
         except (requests.RequestException, job.JobError, OSError) as error:
             action = f"will retry: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
-            log(action)
+            log.info(action)
         except Exception as error:  # kafka and psycopg errors: retried, never fatal to the keeper
             action = f"will retry: {type(error).__name__}: {str(error)[:300]}"
-            log(action)
+            log.info(action)
         watch.look(settings)
         loops += 1
         _write_status(settings, loops, action, watch)
@@ -250,7 +251,7 @@ class Watch:
             found = [f"health unknown: {type(error).__name__}: {str(error).splitlines()[0][:200]}"]
         for problem in found:
             if problem.split(":")[0] not in {p.split(":")[0] for p in self.problems}:
-                log(f"PROBLEM {problem}")
+                log.warning(f"PROBLEM {problem}")
         self.problems = found
         if now - self.pruned_at >= RETENTION_INTERVAL_SECONDS:
             self.pruned_at = now
@@ -258,9 +259,9 @@ class Watch:
                 pruned = prune_dead_letters(settings)
                 if pruned:
                     days = settings.dead_letter_retention_days
-                    log(f"deleted {pruned} dead letters older than {days} days")
+                    log.info(f"deleted {pruned} dead letters older than {days} days")
             except Exception as error:
-                log(f"dead-letter retention will retry: {type(error).__name__}: {error}")
+                log.info(f"dead-letter retention will retry: {type(error).__name__}: {error}")
 
     def _problems(self, settings: Settings, now: float) -> list[str]:
         intent = read_intent(settings)
@@ -319,12 +320,14 @@ def check_once(settings: Settings, broker: float | None) -> str:
         return ""
     if state in {"CANCELED", "FINISHED"}:
         write_intent(settings, dataclasses.replace(intent, state=STOPPED, note=f"job {state} outside make"))
-        log(f"job {intent.job_id} was {state} by someone: not resubmitting it (`make job` starts it)")
+        log.info(f"job {intent.job_id} was {state} by someone: not resubmitting it (`make job` starts it)")
         return f"job {state}: left stopped"
     if state == "FAILED":
         cause = job.root_exception(settings, intent.job_id or "")
         write_intent(settings, dataclasses.replace(intent, state=FAILED, note=cause))
-        log(f"job {intent.job_id} FAILED: {cause}. Not resubmitting (it would fail again); see the web UI")
+        log.error(
+            f"job {intent.job_id} FAILED: {cause}. Not resubmitting (it would fail again); see the web UI"
+        )
         return "job failed: left failed"
     # The cluster does not know the job: its JobManager restarted.
     adopted = job.active_jobs(settings, job_settings.job_name)
@@ -336,7 +339,9 @@ def check_once(settings: Settings, broker: float | None) -> str:
     restore = job.newest_restore_point(settings, intent.job_id) or intent.restore_from
     if restore and job.written_before_broker(restore, broker):
         restore = None
-    log(f"job {intent.job_id} is gone from the cluster (JobManager restarted): resubmitting from {restore}")
+    log.info(
+        f"job {intent.job_id} is gone from the cluster (JobManager restarted): resubmitting from {restore}"
+    )
     try:
         job_id = job.submit(job_settings, savepoint=restore)
     except job.JobError as error:
@@ -352,7 +357,7 @@ def check_once(settings: Settings, broker: float | None) -> str:
             next_submission_at=None,
         ),
     )
-    log(f"resubmitted as {job_id}")
+    log.info(f"resubmitted as {job_id}")
     return f"resubmitted {job_id} from {restore}"
 
 
@@ -376,7 +381,7 @@ def _submission_failed(settings: Settings, intent: Intent, error: job.JobError) 
         note = f"submission cannot succeed: {cause}. Fix it, then `make job` (or FRESH=1)"
         failed = dataclasses.replace(intent, state=FAILED, note=note, failed_submissions=failures)
         write_intent(settings, failed)
-        log(f"giving up: {note}")
+        log.error(f"giving up: {note}")
         return "resubmission failed for good: left failed"
     wait = submission_backoff(failures)
     note = f"submission failed {failures}x in a row, next try in {wait:.0f} s: {cause}"
@@ -386,7 +391,7 @@ def _submission_failed(settings: Settings, intent: Intent, error: job.JobError) 
             intent, note=note, failed_submissions=failures, next_submission_at=time.time() + wait
         ),
     )
-    log(note)
+    log.info(note)
     return f"resubmission failed ({failures}x), retrying in {wait:.0f} s"
 
 
@@ -404,9 +409,11 @@ def _restart_on_new_broker(settings: Settings, intent: Intent, broker: float) ->
     provision.create_topics(job_settings)
     unwritten = None
     if _state_of(settings, intent.job_id) in job.ACTIVE_STATES and intent.job_id:
-        log(f"the broker restarted with empty topics: draining job {intent.job_id} (pending results written)")
-        unwritten = job.drain_or_cancel(settings, intent.job_id, say=log)
-    log(
+        log.info(
+            f"the broker restarted with empty topics: draining job {intent.job_id} (pending results written)"
+        )
+        unwritten = job.drain_or_cancel(settings, intent.job_id)
+    log.info(
         "starting the job without state: offsets into the old broker's topics mean nothing in the new "
         "ones. Events held only by the old broker are gone; clicks before the restart no longer "
         "attribute checkouts after it."

@@ -15,7 +15,8 @@ def schema_sql(settings: Settings) -> str:
     tables = (
         settings.users_table,
         settings.products_table,
-        *settings.model_tables.values(),
+        *settings.model_written_tables,
+        *settings.model_views,
         settings.dead_letter_table,
     )
     schemas = sorted({schema_of(table) for table in tables if "." in table})

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from attribution.account import drop_privileges, hand_over, service_user
 from attribution.config import PROJECT_ROOT, Settings
 from attribution.supervision import Program
 from attribution.templates import render_file
+
+log = logging.getLogger(__name__)
 
 
 class StackError(RuntimeError):
@@ -53,7 +55,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 # --- Postgres ----------------------------------------------------------------------------------
-def prepare_postgres(settings: Settings, log: Callable[[str], None]) -> Path:
+def prepare_postgres(settings: Settings) -> Path:
     """initdb on first use; returns the data directory. A password is needed over TCP and over
     the Unix socket alike, whose directory only the service account may enter."""
     root = settings.stack_path / "postgres"
@@ -77,7 +79,7 @@ def prepare_postgres(settings: Settings, log: Callable[[str], None]) -> Path:
     if (data / "PG_VERSION").exists():
         _require_local_passwords(data)
         return data
-    log("initialising the Postgres data directory")
+    log.info("initialising the Postgres data directory")
     pwfile = root / "pwfile"
     pwfile.touch(mode=0o600)
     pwfile.write_text(settings.postgres_password + "\n")

@@ -2,8 +2,9 @@
 and code/process.
 
 The pipeline's templates (code/process) name their inputs and outputs through `source('clicks')`
-and `sink('attributed_checkouts')`, so that the same SQL runs against the production tables (the
-names below) or against the bounded inputs and collecting outputs of the unit tests.
+and `sink('first_click')` (a model's name, dead_letters or metrics), so that the same SQL runs
+against the production tables (the names below) or against the bounded inputs and collecting
+outputs of the unit tests.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import jinja2
 
 from attribution.config import Settings
+from attribution.models import MODELS
 from attribution.templates import environment, sql_string
 
 # The pipeline's functions (created by define_pipeline itself: they are its code, not its I/O).
@@ -28,8 +30,7 @@ TABLE_TEMPLATES = (
     "source/clicks.sql",
     "source/checkouts.sql",
     "source/users.sql",
-    "sink/attributed_checkouts.sql",
-    "sink/attribution_touch_clicks.sql",
+    "sink/models.sql",
     "sink/dead_letters.sql",
     "sink/metrics.sql",
 )
@@ -49,9 +50,7 @@ OUTPUT_TEMPLATES = (
 # What source(...) and sink(...) name in production: the tables of TABLE_TEMPLATES.
 PRODUCTION_SOURCES = {"clicks": "clicks_raw", "checkouts": "checkouts_raw", "users": "users"}
 PRODUCTION_SINKS = {
-    "attributed_checkouts": "attributed_checkouts",
-    "attributed_checkouts_last_click": "attributed_checkouts_last_click",
-    "attribution_touch_clicks": "attribution_touch_clicks",
+    **{model.name: model.written_table for model in MODELS.values()},
     "dead_letters": "dead_letters",
     "metrics": "job_metrics",
 }
@@ -176,8 +175,7 @@ CLIENT_VIEWS = (
     "WHERE reject_reason IS NOT NULL",
 )
 SINK_TEMPLATES = (
-    "sink/attributed_checkouts.sql",
-    "sink/attribution_touch_clicks.sql",
+    "sink/models.sql",
     "sink/dead_letters.sql",
 )
 

@@ -8,19 +8,18 @@ service is left alone) and `down` stops everything and checks the ports are free
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
-from collections.abc import Callable
 
 from attribution import job, keeper, provision, services, supervision
 from attribution.account import hand_over, make_private, require_runnable
-from attribution.config import Settings
+from attribution.config import Settings, schema_of
 from attribution.services import StackError, flink_overview, port_open
 
 __all__ = ["StackError", "down", "flink_jars_stale", "flink_overview", "status", "up"]
 
 
-def log(message: str) -> None:
-    print(f"[stack] {message}", flush=True)
+log = logging.getLogger(__name__)
 
 
 def up(settings: Settings) -> None:
@@ -38,28 +37,28 @@ def up(settings: Settings) -> None:
                 f"port(s) {busy} in use by processes this stack did not start; stop them or set other "
                 "ports (see `python -m attribution --help`)"
             )
-    services.prepare_postgres(settings, log)
+    services.prepare_postgres(settings)
     hand_over(settings.stack_path)  # what earlier runs as root left (a stack from before this rule)
     supervision.start_daemon(settings, programs)
     by_name = {p.name: p for p in programs}
-    supervision.ensure_running(settings, by_name["postgres"], log)
+    supervision.ensure_running(settings, by_name["postgres"])
     provision.apply_schema(settings)
-    log("schema commerce ready (users, products, attributed_checkouts, dead_letters)")
-    supervision.ensure_running(settings, by_name["broker"], log)
+    log.info(f"schema {schema_of(settings.sink_table)} ready")
+    supervision.ensure_running(settings, by_name["broker"])
     provision.create_topics(settings)
-    log(f"topics {settings.clicks_topic}, {settings.checkouts_topic} ready")
+    log.info(f"topics {settings.clicks_topic}, {settings.checkouts_topic} ready")
     if flink_jars_stale(settings):
         # The cluster loaded the job's jars when it started (FLINK_LIB_DIR): a rebuilt UDF jar
         # takes effect only after a restart. A running job is stopped with a savepoint first.
-        log("the UDF jar changed since Flink started: restarting Flink to load it")
+        log.info("the UDF jar changed since Flink started: restarting Flink to load it")
         drain_jobs(settings)
         for name in ("taskmanager", "jobmanager"):
-            supervision.stop(settings, name, log)
+            supervision.stop(settings, name)
     for name in ("jobmanager", "taskmanager", "prometheus", "keeper"):
         if name in by_name:
-            supervision.ensure_running(settings, by_name[name], log)
+            supervision.ensure_running(settings, by_name[name])
     if "prometheus" not in by_name:
-        log(
+        log.info(
             "prometheus not installed: skipped (Debian: apt-get install prometheus; or use the "
             f"Compose stack). Flink's metrics are still served on ports {settings.flink_metrics_ports}."
         )
@@ -67,11 +66,11 @@ def up(settings: Settings) -> None:
 
 def start_datagen(settings: Settings, args: list[str]) -> None:
     """(Re)starts the generator with these arguments, supervised like the other services."""
-    supervision.stop(settings, "datagen", log)
+    supervision.stop(settings, "datagen")
     services.set_datagen_args(settings, args)
     supervision.write_config(settings, services.programs(settings))
     supervision.apply_config(settings)
-    supervision.ensure_running(settings, services.datagen(settings), log)
+    supervision.ensure_running(settings, services.datagen(settings))
 
 
 def flink_jars_stale(settings: Settings) -> bool:
@@ -83,7 +82,7 @@ def flink_jars_stale(settings: Settings) -> bool:
     return started is not None and jar.is_file() and jar.stat().st_mtime > started
 
 
-def drain_jobs(settings: Settings, say: Callable[[str], None] = log) -> list[str]:
+def drain_jobs(settings: Settings) -> list[str]:
     """Stops every job with a drain; returns what each drain that failed may leave unwritten,
     also recorded for `make status` when it is the keeper's job."""
     import requests
@@ -94,8 +93,8 @@ def drain_jobs(settings: Settings, say: Callable[[str], None] = log) -> list[str
         return []  # no cluster
     failures = []
     for status in active:
-        say(f"stopping job {status.name}: draining pending results, then a savepoint")
-        unwritten = job.drain_or_cancel(settings, status.job_id, say=say)
+        log.info(f"stopping job {status.name}: draining pending results, then a savepoint")
+        unwritten = job.drain_or_cancel(settings, status.job_id)
         intent = keeper.read_intent(settings)
         if unwritten and intent is not None and intent.job_id == status.job_id:
             keeper.write_intent(settings, dataclasses.replace(intent, unwritten=unwritten))
@@ -108,20 +107,20 @@ def down(settings: Settings) -> None:
     if supervision.daemon_running(settings):
         # The keeper first: it would resubmit the job stopped below.
         for name in ("keeper", "datagen"):
-            supervision.stop(settings, name, log)
+            supervision.stop(settings, name)
         intent = keeper.read_intent(settings)
         if intent is not None and intent.state == keeper.RUNNING:
             keeper.write_intent(settings, dataclasses.replace(intent, state=keeper.STOPPED, note="make down"))
         drain_jobs(settings)
         for name in ("taskmanager", "jobmanager", "prometheus", "broker", "postgres"):
-            supervision.stop(settings, name, log)
+            supervision.stop(settings, name)
         supervision.shutdown_daemon(settings)
     busy = [
         p for p in (settings.kafka_port, settings.postgres_port, settings.flink_rest_port) if port_open(p)
     ]
     if busy:
         raise StackError(f"ports still in use after stopping the stack: {busy}")
-    log("stack stopped")
+    log.info("stack stopped")
 
 
 def status(settings: Settings) -> list[tuple[str, str, int | None, int]]:

@@ -8,6 +8,7 @@ over its XML-RPC control socket. What runs under it is defined in attribution/se
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from supervisor.xmlrpc import SupervisorTransport
 from attribution.account import hand_over, service_account_name
 from attribution.config import Settings
 from attribution.templates import render_file
+
+log = logging.getLogger(__name__)
 
 # supervisor's process states (supervisor/states.py), as getProcessInfo reports them.
 UP_STATES = {"STARTING", "RUNNING"}
@@ -170,14 +173,14 @@ def started_at(settings: Settings, name: str) -> float | None:
     return float(info["start"]) if info["statename"] in UP_STATES else None
 
 
-def ensure_running(settings: Settings, program: Program, log: Callable[[str], None]) -> None:
+def ensure_running(settings: Settings, program: Program) -> None:
     """Starts a program unless it is up, then waits until it is ready; a program that keeps
     dying while it starts fails with the end of its log."""
     state = process_info(settings, program.name)["statename"]
     if state in UP_STATES:
-        log(f"{program.name} already running")
+        log.info(f"{program.name} already running")
     else:
-        log(f"starting {program.name} (log: {log_file(settings, program.name)})")
+        log.info(f"starting {program.name} (log: {log_file(settings, program.name)})")
         try:
             rpc(settings).startProcess(program.name, False)
         except xmlrpc.client.Fault as fault:
@@ -208,7 +211,7 @@ def _stop_quietly(settings: Settings, name: str) -> None:
             raise
 
 
-def stop(settings: Settings, name: str, log: Callable[[str], None]) -> None:
+def stop(settings: Settings, name: str) -> None:
     """Stops a program (its stop signal, then SIGKILL to its whole process group after
     stopwaitsecs); supervisord does not restart a program stopped this way."""
     try:
@@ -220,7 +223,7 @@ def stop(settings: Settings, name: str, log: Callable[[str], None]) -> None:
     up = info["statename"] in UP_STATES and info["pid"]
     if not up and info["statename"] != "BACKOFF":
         return
-    log(f"stopping {name}")
+    log.info(f"stopping {name}")
     _stop_quietly(settings, name)
 
 

@@ -10,6 +10,12 @@ from typing import Any
 import jinja2
 
 from attribution.config import ID_MAX_CHARS, PROJECT_ROOT, schema_of, unqualified
+from attribution.models import MODELS
+
+# Where templates live: the job's SQL under code/ (imported by their path there), and the config
+# files under the folders named here (by their path from the project root).
+SQL_TEMPLATES = PROJECT_ROOT / "code"
+CONFIG_TEMPLATE_FOLDERS = ("conf", "postgres", "prometheus")
 
 
 def sql_string(value: object) -> str:
@@ -37,10 +43,18 @@ def supervisor_word(value: object) -> str:
 
 @cache
 def environment() -> jinja2.Environment:
-    # SQL templates import each other by their path under code/; the other files by theirs
-    # under the project root.
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(PROJECT_ROOT / "code"), str(PROJECT_ROOT)]),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(str(SQL_TEMPLATES)),
+                jinja2.PrefixLoader(
+                    {
+                        folder: jinja2.FileSystemLoader(str(PROJECT_ROOT / folder))
+                        for folder in CONFIG_TEMPLATE_FOLDERS
+                    }
+                ),
+            ]
+        ),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
@@ -52,6 +66,7 @@ def environment() -> jinja2.Environment:
     env.filters["schema_of"] = schema_of
     env.filters["unqualified"] = unqualified
     env.globals["id_max_chars"] = ID_MAX_CHARS
+    env.globals["registry"] = MODELS
     return env
 
 

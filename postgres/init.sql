@@ -55,16 +55,16 @@ CREATE INDEX IF NOT EXISTS {{ table | unqualified }}_checkout_time ON {{ table }
 {%- endmacro %}
 
 {#- The job upserts rows keyed by checkout_id, and within the job an attribution only ever improves
-    for its model. A checkout delivered again after the job's state for it expired writes a row of
-    that later delivery: the first delivery wins every column, as in the job, so such a write
-    changes nothing, and a row of an earlier delivery replaces the row of a later one.
     for its model (first_click: an earlier click replaces a later one; last_click: a later one an
-    earlier one; a click replaces "none"). A replay after recovery, or a duplicate checkout arriving
-    after its ranking state expired, can still send a worse answer; this trigger keeps the better
+    earlier one; a click replaces "none"). A checkout delivered again after the job's state for it
+    expired writes a row of that later delivery: the first delivery wins every column, as in the
+    job, so such a write changes nothing, and a row of an earlier delivery replaces the row of a
+    later one. A replay after recovery can still send a worse answer; this trigger keeps the better
     one, so every write is idempotent and order-insensitive. Ties on click_time go to the smaller
-    (first_click) or larger (last_click) click_id in byte order (COLLATE "C"), as the job ranks them;
-    the database's own collation (en_US in the Compose image) may order differently. #}
-{% macro keep_better_attribution(table, function, worse) -%}
+    (ASC) or larger (DESC) click_id in byte order (COLLATE "C"), as the job ranks them; the
+    database's own collation (en_US in the Compose image) may order differently. #}
+{% macro keep_better_attribution(table, order) -%}
+{%- set function = 'keep_earliest_attribution' if order == 'ASC' else 'keep_latest_attribution' %}
 CREATE OR REPLACE FUNCTION {{ table | schema_of }}.{{ function }}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -76,7 +76,7 @@ BEGIN
     END IF;
     IF OLD.click_id IS NOT NULL AND (
         NEW.click_id IS NULL
-        OR (NEW.click_time, NEW.click_id COLLATE "C") {{ worse }} (OLD.click_time, OLD.click_id COLLATE "C")
+        OR (NEW.click_time, NEW.click_id COLLATE "C") {{ '>' if order == 'ASC' else '<' }} (OLD.click_time, OLD.click_id COLLATE "C")
     ) THEN
         NEW.click_id := OLD.click_id;
         NEW.click_time := OLD.click_time;
@@ -92,22 +92,13 @@ CREATE OR REPLACE TRIGGER {{ function }}
     FOR EACH ROW EXECUTE FUNCTION {{ table | schema_of }}.{{ function }}();
 {%- endmacro %}
 
--- first_click: the earliest qualifying click.
-{{ one_click_table(cfg.sink_table) }}
-
-{{ keep_better_attribution(cfg.sink_table, 'keep_earliest_attribution', '>') }}
-
--- last_click: the latest qualifying click.
-{{ one_click_table(cfg.last_click_sink_table) }}
-
-{{ keep_better_attribution(cfg.last_click_sink_table, 'keep_latest_attribution', '<') }}
-
--- linear: one row per qualifying click, each with an equal share of the checkout's amount. The job
--- writes each qualifying click (upserted by checkout_id, click_id and click_time: a repeat writes
--- the same row); the view below counts a checkout's clicks when it is read, so the credits of a
--- checkout always add up to its amount, even while a click that arrived out of order is being
--- added. No row: no qualifying click.
-CREATE TABLE IF NOT EXISTS {{ cfg.linear_clicks_table }} (
+{#- A touches model's table: one row per qualifying click (upserted by checkout_id, click_id and
+    click_time: a repeat writes the same row); the model's view (postgres/models/<model>.sql)
+    gives each touch its credit when it is read, so the credits of a checkout always add up to its
+    amount, even while a click that arrived out of order is being added. No row: no qualifying
+    click. #}
+{% macro touches_table(table) -%}
+CREATE TABLE IF NOT EXISTS {{ table }} (
     checkout_id VARCHAR NOT NULL,
     click_id VARCHAR NOT NULL,
     click_time TIMESTAMP NOT NULL,
@@ -118,13 +109,12 @@ CREATE TABLE IF NOT EXISTS {{ cfg.linear_clicks_table }} (
     PRIMARY KEY (checkout_id, click_id, click_time)
 );
 
-{{ delivery_columns(cfg.linear_clicks_table) }}
+{{ delivery_columns(table) }}
 
-CREATE INDEX IF NOT EXISTS {{ cfg.linear_clicks_table | unqualified }}_checkout_time
-    ON {{ cfg.linear_clicks_table }} (checkout_time);
+CREATE INDEX IF NOT EXISTS {{ table | unqualified }}_checkout_time ON {{ table }} (checkout_time);
 
 -- A click written again for another delivery of its checkout: the row stays the first delivery's.
-CREATE OR REPLACE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.keep_first_touch() RETURNS trigger
+CREATE OR REPLACE FUNCTION {{ table | schema_of }}.keep_first_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF {{ delivery('NEW') }} < {{ delivery('OLD') }} THEN
@@ -143,77 +133,94 @@ END
 $$;
 
 CREATE OR REPLACE TRIGGER keep_first_touch
-    BEFORE UPDATE ON {{ cfg.linear_clicks_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.keep_first_touch();
+    BEFORE UPDATE ON {{ table }}
+    FOR EACH ROW EXECUTE FUNCTION {{ table | schema_of }}.keep_first_touch();
+{%- endmacro %}
 
--- Each click once, at its earliest qualifying time; touches: the checkout's clicks; credit:
--- total_amount / touches, as Flink would divide DECIMAL(10, 2) by INT (DECIMAL(21, 13), half up).
-CREATE OR REPLACE VIEW {{ cfg.linear_sink_table }} AS
-SELECT
-    checkout_id, click_id, click_time,
-    round(total_amount::numeric(38, 30) / count(*) OVER checkout, 13)::numeric(21, 13) AS credit,
-    (count(*) OVER checkout)::int AS touches,
-    product_id, checkout_time, updated_at
+{#- A touches model's clicks as its view reads them: each click once, at its earliest qualifying
+    time, of the checkout's first delivery only (the job writes the clicks of each delivery). #}
+{% macro first_delivery_touches(table) -%}
+SELECT DISTINCT ON (checkout_id, click_id)
+    checkout_id, click_id, click_time, total_amount, product_id, checkout_time, updated_at
 FROM (
-    SELECT DISTINCT ON (checkout_id, click_id)
-        checkout_id, click_id, click_time, total_amount, product_id, checkout_time, updated_at
-    FROM (
-        -- Only the rows of the checkout's first delivery (the job writes the clicks of each).
-        SELECT *, rank() OVER (
-            PARTITION BY checkout_id ORDER BY delivered_at, delivery_partition, delivery_offset
-        ) AS delivery_rank
-        FROM {{ cfg.linear_clicks_table }}
-    ) AS delivered
-    WHERE delivery_rank = 1
-    ORDER BY checkout_id, click_id, click_time
-) AS touch
-WINDOW checkout AS (PARTITION BY checkout_id);
+    SELECT *, rank() OVER (
+        PARTITION BY checkout_id ORDER BY delivered_at, delivery_partition, delivery_offset
+    ) AS delivery_rank
+    FROM {{ table }}
+) AS delivered
+WHERE delivery_rank = 1
+ORDER BY checkout_id, click_id, click_time
+{%- endmacro %}
 
--- DELETE on the view deletes the touches from the table (a view with a window function is not
--- updatable by itself).
-CREATE OR REPLACE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.delete_touch() RETURNS trigger
+{#- DELETE on a touches model's view deletes the touches from its table (a view with a window
+    function is not updatable by itself). #}
+{% macro deletable(view, table) -%}
+{%- set function = (view | unqualified) ~ '_delete_touch' %}
+CREATE OR REPLACE FUNCTION {{ table | schema_of }}.{{ function }}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM {{ cfg.linear_clicks_table }} WHERE checkout_id = OLD.checkout_id AND click_id = OLD.click_id;
+    DELETE FROM {{ table }} WHERE checkout_id = OLD.checkout_id AND click_id = OLD.click_id;
     RETURN OLD;
 END
 $$;
 
 CREATE OR REPLACE TRIGGER delete_touch
-    INSTEAD OF DELETE ON {{ cfg.linear_sink_table }}
-    FOR EACH ROW EXECUTE FUNCTION {{ cfg.linear_clicks_table | schema_of }}.delete_touch();
+    INSTEAD OF DELETE ON {{ view }}
+    FOR EACH ROW EXECUTE FUNCTION {{ table | schema_of }}.{{ function }}();
+{%- endmacro %}
 
+-- Every model's tables (attribution/models.py), whether or not the job writes it now.
+{% for model in registry.values() %}
+{%- set table, written = cfg.model_table(model.name), cfg.model_written_table(model.name) %}
+-- {{ model.name }}: {{ model.summary }}.
+{% if model.shape == 'one_click' -%}
+{{ one_click_table(written) }}
+
+{{ keep_better_attribution(written, model.order) }}
+{% else -%}
+{{ touches_table(written) }}
+
+{% include "postgres/models/" ~ model.name ~ ".sql" %}
+
+{{ deletable(table, written) }}
+{% endif %}
+{% endfor %}
+{%- set one_click = registry.values() | selectattr('shape', 'equalto', 'one_click') | list %}
+{%- set touches = registry.values() | rejectattr('shape', 'equalto', 'one_click') | list %}
 -- The models side by side (`make status`, the Grafana panel "Attribution models"): every model
 -- attributes the same checkouts (those with a qualifying click), so share and revenue agree; they
--- differ in which clicks get the credit (minutes from the credited click, clicks sharing it). The
--- linear table has no row for an unattributed checkout: its denominator is the checkouts of a
+-- differ in which clicks get the credit (minutes from the credited click, clicks sharing it). A
+-- touches table has no row for an unattributed checkout: its denominator is the checkouts of a
 -- one-click table since its own first checkout (it may have been enabled later).
 CREATE OR REPLACE VIEW {{ cfg.model_comparison_view }} AS
-WITH linear_since AS (
-    SELECT min(checkout_time) AS since FROM {{ cfg.linear_clicks_table }}  -- the view's checkouts, by index
-), one_click AS (
-{%- for model, table in cfg.model_tables.items() if model != 'linear' %}
-    SELECT '{{ model }}' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
+WITH one_click AS (
+{%- for model in one_click %}
+    SELECT '{{ model.name }}' AS model, count(*) AS checkouts, count(click_id) AS attributed_checkouts,
            sum(total_amount) FILTER (WHERE click_id IS NOT NULL) AS attributed_revenue,
            avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
-           CASE WHEN count(click_id) > 0 THEN 1 END AS clicks_credited_per_checkout,
-           count(*) FILTER (WHERE checkout_time >= (SELECT since FROM linear_since)) AS checkouts_since_linear
-    FROM {{ table }}
+           CASE WHEN count(click_id) > 0 THEN 1 END AS clicks_credited_per_checkout
+           {%- for other in touches %},
+           -- the touches view's checkouts, by index
+           count(*) FILTER (
+               WHERE checkout_time >= (SELECT min(checkout_time) FROM {{ cfg.model_written_table(other.name) }})
+           ) AS checkouts_since_{{ other.name }}
+           {%- endfor %}
+    FROM {{ cfg.model_table(model.name) }}
     {{- "\n    UNION ALL" if not loop.last }}
 {%- endfor %}
-), linear AS (
-    SELECT 'linear' AS model,
-           (SELECT NULLIF(max(checkouts_since_linear), 0) FROM one_click) AS checkouts,
-           count(DISTINCT checkout_id) AS attributed_checkouts, sum(credit) AS attributed_revenue,
-           avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
-           count(*)::numeric / NULLIF(count(DISTINCT checkout_id), 0) AS clicks_credited_per_checkout
-    FROM {{ cfg.linear_sink_table }}
 ), models AS (
     SELECT model, checkouts, attributed_checkouts, attributed_revenue, avg_minutes_click_to_checkout,
            clicks_credited_per_checkout
     FROM one_click
+{%- for model in touches %}
     UNION ALL
-    SELECT * FROM linear
+    SELECT '{{ model.name }}' AS model,
+           (SELECT NULLIF(max(checkouts_since_{{ model.name }}), 0) FROM one_click) AS checkouts,
+           count(DISTINCT checkout_id) AS attributed_checkouts, sum(credit) AS attributed_revenue,
+           avg(EXTRACT(EPOCH FROM checkout_time - click_time) / 60) AS avg_minutes_click_to_checkout,
+           count(*)::numeric / NULLIF(count(DISTINCT checkout_id), 0) AS clicks_credited_per_checkout
+    FROM {{ cfg.model_table(model.name) }}
+{%- endfor %}
 )
 SELECT model, checkouts, attributed_checkouts,
        round(attributed_checkouts::numeric / NULLIF(checkouts, 0), 4) AS attributed_share,
@@ -274,7 +281,7 @@ $$;
 ALTER ROLE {{ role }} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {{ password | sql_string }};
 {%- endfor %}
 {% set job, reader, generator = roles.job[0], roles.reader[0], roles.generator[0] %}
-{%- set results = [cfg.sink_table, cfg.last_click_sink_table, cfg.linear_clicks_table, cfg.dead_letter_table] %}
+{%- set results = cfg.model_written_tables + [cfg.dead_letter_table] %}
 {%- for schema in schemas %}
 GRANT USAGE ON SCHEMA {{ schema }} TO {{ job }}, {{ reader }}, {{ generator }};
 {%- endfor %}
@@ -282,7 +289,7 @@ GRANT USAGE ON SCHEMA {{ schema }} TO {{ job }}, {{ reader }}, {{ generator }};
 GRANT SELECT, INSERT, UPDATE ON {{ results | join(', ') }} TO {{ job }};
 GRANT SELECT (id, username) ON {{ cfg.users_table }} TO {{ job }};
 -- The reader: results, dead letters and user names.
-GRANT SELECT ON {{ (results + [cfg.linear_sink_table, cfg.model_comparison_view]) | join(', ') }} TO {{ reader }};
+GRANT SELECT ON {{ (results + cfg.model_views + [cfg.model_comparison_view]) | join(', ') }} TO {{ reader }};
 GRANT SELECT (id, username) ON {{ cfg.users_table }} TO {{ reader }};
 -- The generator: users and products, nothing else.
 GRANT SELECT, INSERT ON {{ cfg.users_table }}, {{ cfg.products_table }} TO {{ generator }};

@@ -19,6 +19,7 @@ JSON value's text (a string as is, a number as json.dumps writes it).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -166,3 +167,24 @@ def linear_touches(
                 checkout_time=parse_time(checkout["datetime_occured"]),
             )
     return result
+
+
+# Each model's reference (attribution/models.py): (clicks, checkouts, users, window) -> its rows.
+REFERENCES: dict[str, Callable[[list[dict], list[dict], dict[int, str], timedelta], dict]] = {
+    "first_click": lambda clicks, checkouts, users, window: attribute(clicks, checkouts, users, window),
+    "last_click": lambda clicks, checkouts, users, window: attribute(
+        clicks, checkouts, users, window, model="last_click"
+    ),
+    "linear": lambda clicks, checkouts, users, window: linear_touches(clicks, checkouts, window),
+}
+
+
+def expected_by_model(
+    models: Iterable[str],
+    clicks: list[dict],
+    checkouts: list[dict],
+    users: dict[int, str],
+    window: timedelta = timedelta(hours=1),
+) -> dict[str, dict]:
+    """These models' rows for these events (valid ones, in send order), by the reference."""
+    return {model: REFERENCES[model](clicks, checkouts, users, window) for model in models}

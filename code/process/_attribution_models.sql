@@ -1,9 +1,6 @@
-{#- The attribution models: each macro reads click_candidates (process/attribute_checkouts.sql)
-    and ends in an INSERT into its sink. To add a model: a macro here, its sink table in
-    sink/*.sql and postgres/init.sql, and its name in attribution/config.py ATTRIBUTION_MODELS. #}
-
-{#- The view each model's rows come from (the latency histogram observes the first model's). #}
-{% set result_view = {'first_click': 'first_click', 'last_click': 'last_click', 'linear': 'linear_touches'} %}
+{#- The attribution models of attribution/models.py, a macro each, named after the model: it reads
+    click_candidates (process/attribute_checkouts.sql), defines the view named after the model and
+    ends in an INSERT into sink(model.name). To add a model: docs/models.md. #}
 
 {#- A checkout_id delivered more than once is one checkout: its first delivery (the earliest Kafka
     timestamp, then partition and offset: the same order on every replay) wins every column, and
@@ -14,42 +11,42 @@
     click) of its first delivery. State per checkout, expiring after
     ATTRIBUTION_STATE_TTL_SECONDS. Upserted by checkout_id: a better click that arrives out of
     order replaces the attribution written a moment before. #}
-{% macro one_click(view, sink_name, order) -%}
-CREATE TEMPORARY VIEW {{ view }} AS
+{% macro one_click(model) -%}
+CREATE TEMPORARY VIEW {{ model.name }} AS
 SELECT checkout_id, user_id, product_id, details, click_id, checkout_time, click_time
 FROM (
     SELECT
         *,
         ROW_NUMBER() OVER (
             PARTITION BY checkout_id
-            ORDER BY {{ first_delivery }}, click_time {{ order }} NULLS LAST, click_id {{ order }} NULLS LAST
+            ORDER BY {{ first_delivery }}, click_time {{ model.order }} NULLS LAST, click_id {{ model.order }} NULLS LAST
         ) AS click_rank
     FROM click_candidates
 )
 WHERE click_rank = 1;
 
-INSERT INTO {{ sink(sink_name) }}
+INSERT INTO {{ sink(model.name) }}
 SELECT
     f.checkout_id, f.user_id, f.details.user_name, f.click_id, f.product_id,
     f.details.payment_method, f.details.total_amount, f.details.shipping_address,
     f.details.billing_address, f.details.user_agent, f.details.ip_address,
     f.checkout_time, f.click_time,
     f.details.delivered_at, f.details.delivery_partition, f.details.delivery_offset
-FROM {{ view }} AS f;
+FROM {{ model.name }} AS f;
 {%- endmacro %}
 
 {#- first_click: the earliest qualifying click (ties: the smallest click_id). #}
 {% macro first_click() -%}
-{{ one_click('first_click', 'attributed_checkouts', 'ASC') }}
+{{ one_click(registry.first_click) }}
 {%- endmacro %}
 
 {#- last_click: the latest qualifying click (ties: the largest click_id). #}
 {% macro last_click() -%}
-{{ one_click('last_click', 'attributed_checkouts_last_click', 'DESC') }}
+{{ one_click(registry.last_click) }}
 {%- endmacro %}
 
 {#- linear: every qualifying click gets an equal share of total_amount. The job writes each
-    qualifying click of a checkout; the view LINEAR_SINK_TABLE (postgres/init.sql) gives each
+    qualifying click of a checkout; its view (postgres/init.sql) gives each
     row `touches` (the checkout's rows) and `credit` (total_amount / touches) when it is read. So a
     click that arrives out of order changes every row of its checkout at once, nothing is left
     stale, and a checkout's n clicks cost n writes, not one rewrite of every row per click. #}
@@ -57,7 +54,7 @@ FROM {{ view }} AS f;
 -- Upserted by (checkout_id, click_id, click_time): a checkout or a click delivered twice writes its
 -- row again; a click at two times is two rows, of which the view takes the earliest. Each row
 -- names its checkout's delivery: the view reads the first delivery's rows only.
-CREATE TEMPORARY VIEW linear_touches AS
+CREATE TEMPORARY VIEW linear AS
 SELECT
     checkout_id, click_id, click_time, details.total_amount AS total_amount, product_id, checkout_time,
     details.delivered_at AS delivered_at, details.delivery_partition AS delivery_partition,
@@ -65,9 +62,9 @@ SELECT
 FROM click_candidates
 WHERE click_id IS NOT NULL;
 
-INSERT INTO {{ sink('attribution_touch_clicks') }}
+INSERT INTO {{ sink('linear') }}
 SELECT
     checkout_id, click_id, click_time, total_amount, product_id, checkout_time,
     delivered_at, delivery_partition, delivery_offset
-FROM linear_touches;
+FROM linear;
 {%- endmacro %}

@@ -3,7 +3,8 @@
 -- user on the same product with
 --     checkout_time - ATTRIBUTION_WINDOW_SECONDS <= click_time <= checkout_time   (both ends inclusive)
 -- Named steps, each reading the one before; process/metrics.sql taps them. Steps 1-3 are shared,
--- and each model of ATTRIBUTION_MODELS adds its own (process/_attribution_models.sql) and its sink.
+-- and each model of ATTRIBUTION_MODELS adds its own (process/_attribution_models.sql), in the
+-- order of attribution/models.py.
 
 -- 1. A LEFT lookup join: an unknown user gives user_name NULL, never a dropped checkout. The
 --    delivery columns (where the record was read) order the deliveries of a checkout_id: the

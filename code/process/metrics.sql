@@ -1,9 +1,8 @@
 -- The job's business metrics, as taps on the pipeline's steps: each INSERT reads a step's rows and
 -- counts them with COUNTED / OBSERVED_LATENCY (functions/metrics.sql); its sink drops the rows.
 -- The job plans each step once and hands its rows to the next step and to its taps alike (see
--- define_pipeline in checkout_attribution.py): a tap is one more chained filter, never a second
+-- define_pipeline in attribution/pipeline.py): a tap is one more chained filter, never a second
 -- parse, lookup or join. Prometheus: flink_taskmanager_job_task_operator_attribution_<label>_<metric>.
-{% from "process/_attribution_models.sql" import result_view %}
 {#- The tap's columns for one counted event: COUNTED adds one to the calling operator's counter
     attribution.<label>.<metric> with the label <label>="<label_value>". -#}
 {% macro counted(metric, label, label_value) -%}
@@ -46,4 +45,4 @@ INSERT INTO {{ sink('metrics') }}
 SELECT
     'checkout_latency_ms' AS metric, CAST(NULL AS STRING) AS label_value,
     OBSERVED_LATENCY(checkout_time, {{ cfg.event_time_zone | sql_string }}, 'checkout_latency_ms') AS event_time
-FROM {{ result_view[cfg.models[0]] }}
+FROM {{ cfg.models[0] }}

@@ -18,9 +18,10 @@ from kafka import KafkaProducer
 
 from attribution import job, keeper, provision
 from attribution.config import Settings
+from attribution.models import MODELS
 from datagen.gen_fake_data import TrafficShape, simulated_events
 from tests.events import checkout, click
-from tests.reference import Attribution, Touch, attribute, linear_touches, parse_time
+from tests.reference import Attribution, Touch, expected_by_model, parse_time
 
 T = TypeVar("T")
 
@@ -162,12 +163,12 @@ def pipeline(settings: Settings, name: str, kept: bool = False) -> Iterator[Pipe
 
 
 def rows(settings: Settings, checkout_ids: list[str], model: str = "first_click") -> dict[str, Attribution]:
-    """The rows of these checkouts in a one-click model's table (first_click or last_click)."""
+    """The rows of these checkouts in a one-click model's table."""
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
             # Every column, in the order of Attribution's fields.
             f"""SELECT {", ".join(f.name for f in fields(Attribution))}
-                FROM {settings.model_tables[model]} WHERE checkout_id = ANY(%s)""",
+                FROM {settings.model_table(model)} WHERE checkout_id = ANY(%s)""",
             (checkout_ids,),
         )
         found = {r[0]: Attribution(*r) for r in cur.fetchall()}
@@ -175,12 +176,12 @@ def rows(settings: Settings, checkout_ids: list[str], model: str = "first_click"
     return found
 
 
-def touches(settings: Settings, checkout_ids: list[str]) -> dict[tuple[str, str], Touch]:
-    """The linear model's rows of these checkouts, by (checkout_id, click_id)."""
+def touches(settings: Settings, checkout_ids: list[str], model: str) -> dict[tuple[str, str], Touch]:
+    """A touches model's rows of these checkouts, as its view serves them, by (checkout_id, click_id)."""
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         cur.execute(
             f"""SELECT {", ".join(f.name for f in fields(Touch))}
-                FROM {settings.linear_sink_table} WHERE checkout_id = ANY(%s)""",
+                FROM {settings.model_table(model)} WHERE checkout_id = ANY(%s)""",
             (checkout_ids,),
         )
         found = {(r[0], r[1]): Touch(*r) for r in cur.fetchall()}
@@ -188,13 +189,19 @@ def touches(settings: Settings, checkout_ids: list[str]) -> dict[tuple[str, str]
     return found
 
 
-def model_rows(settings: Settings, load: Workload) -> dict[str, dict]:
-    """Each enabled model's rows of the workload's checkouts."""
-    ids = list(load.expected)
+def model_rows_of(settings: Settings, checkout_ids: list[str]) -> dict[str, dict]:
+    """Each enabled model's rows of these checkouts."""
     return {
-        model: touches(settings, ids) if model == "linear" else rows(settings, ids, model)
+        model: rows(settings, checkout_ids, model)
+        if MODELS[model].shape == "one_click"
+        else touches(settings, checkout_ids, model)
         for model in settings.models
     }
+
+
+def model_rows(settings: Settings, load: Workload) -> dict[str, dict]:
+    """Each enabled model's rows of the workload's checkouts."""
+    return model_rows_of(settings, list(load.expected))
 
 
 def wait_for_models(settings: Settings, load: Workload, timeout: float = 90) -> dict[str, dict]:
@@ -274,17 +281,15 @@ def diff(expected: dict, actual: dict) -> str:
 class Workload:
     events: list[tuple[str, dict]]
     users: dict[int, str]
-    expected: dict[str, Attribution]  # first_click
-    expected_last_click: dict[str, Attribution]
-    expected_linear: dict[tuple[str, str], Touch]
+    by_model: dict[str, dict]  # every model's rows, by the reference
+
+    @property
+    def expected(self) -> dict[str, Attribution]:
+        """The first_click rows: one per checkout."""
+        return self.by_model["first_click"]
 
     def expected_by_model(self, models: tuple[str, ...]) -> dict[str, dict]:
-        every: dict[str, dict] = {
-            "first_click": self.expected,
-            "last_click": self.expected_last_click,
-            "linear": self.expected_linear,
-        }
-        return {model: every[model] for model in models}
+        return {model: self.by_model[model] for model in models}
 
     @property
     def last_event_time(self) -> datetime:
@@ -311,10 +316,4 @@ def workload(
     insert_users(settings, users)
     clicks = [e for t, e in events if t == "clicks"]
     checkouts = [e for t, e in events if t == "checkouts"]
-    return Workload(
-        events,
-        users,
-        expected=attribute(clicks, checkouts, users),
-        expected_last_click=attribute(clicks, checkouts, users, model="last_click"),
-        expected_linear=linear_touches(clicks, checkouts),
-    )
+    return Workload(events, users, expected_by_model(MODELS, clicks, checkouts, users))

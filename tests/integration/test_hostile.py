@@ -5,6 +5,7 @@ with its reason, every other checkout equals the reference, and the job never re
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -104,7 +105,9 @@ def loop_in(status: str) -> str | None:
     return next((line for line in status.splitlines() if "! restart loop" in line), None)
 
 
-def test_a_drain_that_fails_says_what_may_be_unwritten(settings: Settings) -> None:
+def test_a_drain_that_fails_says_what_may_be_unwritten(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     """`make down` drains the job before stopping it. When the drain's savepoint cannot be
     written, the job is cancelled, and the command and `make status` say which checkouts may
     be unwritten: those event time had not passed yet."""
@@ -125,17 +128,17 @@ def test_a_drain_that_fails_says_what_may_be_unwritten(settings: Settings) -> No
             savepoints.rename(moved)
         savepoints.write_text("a file where the savepoint directory should be")
         try:
-            said: list[str] = []
-            stack_drain = stack.drain_jobs(run.settings, say=said.append)
+            with caplog.at_level(logging.INFO, logger="attribution"):
+                stack_drain = stack.drain_jobs(run.settings)
         finally:
             savepoints.unlink()
             if moved.exists():
                 moved.rename(savepoints)
-        [warning] = [line for line in said if line.startswith("WARNING")]
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert "did not drain" in warning and "datetime_occured after 2024-06-11 08:59:45 " in warning, (
             warning
         )
-        assert stack_drain == [warning.removeprefix("WARNING: ")]
+        assert stack_drain == [warning]
         assert job.job_status(settings, run.job_id).state == "CANCELED"
         status = cli(run.settings, "status")
         assert f"! a drain failed: job {run.job_id} did not drain" in status, status

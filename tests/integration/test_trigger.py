@@ -123,7 +123,7 @@ def test_last_click_keeps_the_later_click_and_never_a_null(settings: Settings) -
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         for click_id, click_time in [("a", late), ("z", early), (None, None), ("b", late)]:
             cur.execute(
-                f"""INSERT INTO {settings.last_click_sink_table}
+                f"""INSERT INTO {settings.model_table("last_click")}
                         (checkout_id, user_id, click_id, product_id, checkout_time, click_time)
                     VALUES (%s, 1, %s, 'p', %s, %s)
                     ON CONFLICT (checkout_id) DO UPDATE SET
@@ -131,7 +131,8 @@ def test_last_click_keeps_the_later_click_and_never_a_null(settings: Settings) -
                 (checkout, click_id, T, click_time),
             )
             cur.execute(
-                f"SELECT click_id FROM {settings.last_click_sink_table} WHERE checkout_id = %s", (checkout,)
+                f"SELECT click_id FROM {settings.model_table('last_click')} WHERE checkout_id = %s",
+                (checkout,),
             )
             written.append(cur.fetchall()[0][0])
     conn.close()
@@ -149,7 +150,7 @@ def test_linear_view_shares_the_amount_over_the_clicks_present_and_deletes_throu
 
     def touch(click_id: str, second: int, amount: str = "10.00", of: str = checkout) -> None:
         cur.execute(
-            f"""INSERT INTO {settings.linear_clicks_table}
+            f"""INSERT INTO {settings.model_written_table("linear")}
                     (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
                 VALUES (%s, %s, %s, %s, 'p', %s)
                 ON CONFLICT (checkout_id, click_id, click_time)
@@ -159,7 +160,7 @@ def test_linear_view_shares_the_amount_over_the_clicks_present_and_deletes_throu
 
     def served(of: str = checkout) -> list[tuple]:
         cur.execute(
-            f"SELECT click_id, click_time, credit, touches FROM {settings.linear_sink_table} "
+            f"SELECT click_id, click_time, credit, touches FROM {settings.model_table('linear')} "
             "WHERE checkout_id = %s ORDER BY click_id",
             (of,),
         )
@@ -175,7 +176,7 @@ def test_linear_view_shares_the_amount_over_the_clicks_present_and_deletes_throu
         rows = served()
         assert [r[0] for r in rows] == ["a", "b", "c"] and rows[0][1] == T.replace(second=5)
         assert {(c, n) for _, _, c, n in rows} == {(Decimal("3.3333333333333"), 3)}
-        cur.execute(f"DELETE FROM {settings.linear_sink_table} WHERE checkout_id = %s", (checkout,))
+        cur.execute(f"DELETE FROM {settings.model_table('linear')} WHERE checkout_id = %s", (checkout,))
         assert served() == []
 
         # Half up: 20.00 / 3 = 6.66666666666666..., 0.01 / 4096 = 0.00000244140625 exactly.
@@ -183,7 +184,8 @@ def test_linear_view_shares_the_amount_over_the_clicks_present_and_deletes_throu
         for i in range(3):
             touch(f"c{i}", i, amount="20.00", of=thirds)
         cur.execute(
-            f"""INSERT INTO {settings.linear_clicks_table} (checkout_id, click_id, click_time, total_amount)
+            f"""INSERT INTO {settings.model_written_table("linear")}
+                    (checkout_id, click_id, click_time, total_amount)
                 SELECT %s, 'c' || i, %s, 0.01 FROM generate_series(1, 4096) AS i""",
             (halves, T),
         )
@@ -200,7 +202,11 @@ def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings
     at = {m: T.replace(hour=11, minute=60 - m) for m in (2, 4, 10, 20)}  # m minutes before T
     try:
         with conn.cursor() as cur:
-            for table in (settings.sink_table, settings.last_click_sink_table, settings.linear_clicks_table):
+            for table in (
+                settings.sink_table,
+                settings.model_table("last_click"),
+                settings.model_written_table("linear"),
+            ):
                 cur.execute(f"DELETE FROM {table}")
             Row = tuple[str, str | None, datetime | None, datetime]
             one_click: dict[str, list[Row]] = {
@@ -209,7 +215,7 @@ def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings
                     ("c1", "a", at[10], T),
                     ("c2", "b", at[20], T),
                 ],
-                settings.last_click_sink_table: [("c1", "x", at[4], T), ("c2", "y", at[2], T)],
+                settings.model_table("last_click"): [("c1", "x", at[4], T), ("c2", "y", at[2], T)],
             }
             amounts = {"c0": "5.00", "c1": "10.00", "c2": "20.00", "c3": "30.00"}
             for table, rows in one_click.items():
@@ -222,7 +228,7 @@ def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings
                     )
             for checkout, click, click_time in [("c1", "a", at[10]), ("c1", "x", at[4]), ("c2", "b", at[20])]:
                 cur.execute(
-                    f"""INSERT INTO {settings.linear_clicks_table}
+                    f"""INSERT INTO {settings.model_written_table("linear")}
                             (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
                         VALUES (%s, %s, %s, %s, 'p', %s)""",
                     (checkout, click, click_time, Decimal(amounts[checkout]), T),
@@ -257,7 +263,7 @@ def test_the_first_delivery_of_a_checkout_wins_whatever_order_its_rows_come_in(s
     )
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
         stored = {}
-        for table in (settings.sink_table, settings.last_click_sink_table):
+        for table in (settings.sink_table, settings.model_table("last_click")):
             write = f"""INSERT INTO {table} (checkout_id, {columns}) VALUES (%s, {", ".join(["%s"] * 9)})
                         ON CONFLICT (checkout_id) DO UPDATE SET ({columns}) =
                         ({", ".join(f"EXCLUDED.{c.strip()}" for c in columns.split(","))})"""
@@ -269,9 +275,9 @@ def test_the_first_delivery_of_a_checkout_wins_whatever_order_its_rows_come_in(s
             cur.execute(f"SELECT {columns} FROM {table} WHERE checkout_id = %s", (checkout,))
             stored[table] = cur.fetchone()
         assert stored[settings.sink_table] == (*first, "z", T - 6 * minute)
-        assert stored[settings.last_click_sink_table] == (*first, "a", T - 5 * minute)
+        assert stored[settings.model_table("last_click")] == (*first, "a", T - 5 * minute)
 
-        touch = f"""INSERT INTO {settings.linear_clicks_table} (checkout_id, click_id, click_time,
+        touch = f"""INSERT INTO {settings.model_written_table("linear")} (checkout_id, click_id, click_time,
                         product_id, total_amount, checkout_time, delivered_at, delivery_partition,
                         delivery_offset)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -286,7 +292,7 @@ def test_the_first_delivery_of_a_checkout_wins_whatever_order_its_rows_come_in(s
         cur.execute(touch, (checkout, "s", T - 8 * minute, *first[1:]))
         cur.execute(touch, (checkout, "s", T - 8 * minute, *later[1:]))  # and the later again
         cur.execute(
-            f"SELECT click_id, credit, product_id FROM {settings.linear_sink_table}"
+            f"SELECT click_id, credit, product_id FROM {settings.model_table('linear')}"
             " WHERE checkout_id = %s ORDER BY 1",
             (checkout,),
         )

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 
 from attribution.config import ConfigError, Settings, describe
+from attribution.models import MODELS
 
 
 def test_defaults_match_the_documented_contract() -> None:
@@ -43,7 +44,7 @@ def test_keyword_overrides_win_over_environment() -> None:
         ({"ATTRIBUTION_MODELS": "first_click,time_decay"}, "ATTRIBUTION_MODELS must list one or more of"),
         ({"ATTRIBUTION_MODELS": "linear,linear"}, "once each"),
         ({"ATTRIBUTION_MODELS": " , "}, "ATTRIBUTION_MODELS"),
-        ({"LAST_CLICK_SINK_TABLE": "commerce.attributed_checkouts"}, "SINK_TABLE and LAST_CLICK_SINK_TABLE"),
+        ({"USERS_TABLE": f"commerce.{MODELS['linear'].table}"}, "USERS_TABLE and the linear table"),
         # Each kind of value is checked when it is read (what a security review found accepted).
         ({"EVENT_TIME_ZONE": "Mars/Base"}, "EVENT_TIME_ZONE must be a time zone"),
         ({"POSTGRES_PORT": "99999"}, "POSTGRES_PORT must hold ports from 1 to 65535, got 99999"),
@@ -109,10 +110,18 @@ def test_recorded_settings_hold_no_secret() -> None:
     assert "hunter2" not in settings.to_env(secrets=False).values()
 
 
-def test_attribution_models_are_read_in_order_with_spaces_allowed() -> None:
+def test_attribution_models_are_read_with_spaces_allowed_in_the_registry_order() -> None:
     assert Settings.from_env({}).models == ("first_click",)
     models = Settings.from_env({"ATTRIBUTION_MODELS": "linear, first_click"}).models
-    assert models == ("linear", "first_click")
+    assert models == ("first_click", "linear")
+
+
+def test_every_model_has_its_own_tables_in_the_results_schema() -> None:
+    settings = Settings.from_env({"SINK_TABLE": "results.first"})
+    assert settings.model_table("first_click") == "results.first"
+    assert settings.model_written_table("first_click") == "results.first"
+    tables = [settings.model_written_table(m) for m in MODELS] + settings.model_views
+    assert len(set(tables)) == len(tables) and all(t.startswith("results.") for t in tables)
 
 
 def test_every_setting_has_an_env_var_and_is_described() -> None:

@@ -44,14 +44,14 @@ from packaging.utils import canonicalize_name
 
 from attribution import services
 from attribution.config import PROJECT_ROOT, ROLES, Settings
-from tests.driver import load_driver
+from attribution.pipeline import job_configuration
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 GRAFANA = PROJECT_ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "checkout-attribution.json"
 DOCKERFILES = sorted((PROJECT_ROOT / "container").glob("*/Dockerfile"))
 K8S = PROJECT_ROOT / "k8s"
-README = PROJECT_ROOT / "README.md"
+README = PROJECT_ROOT / "docs" / "deploy.md"
 DEV_LOCK = PROJECT_ROOT / "requirements.lock"
 
 
@@ -1394,7 +1394,7 @@ def test_flinkdeployment_runs_this_job_with_the_same_settings() -> None:
     # In application mode the job leaves the parallelism to spec.job.parallelism.
     (container,) = spec["podTemplate"]["spec"]["containers"]
     application = Settings.from_env({**config_map["data"], "JOB_SUBMISSION": "application"})
-    assert "parallelism.default" not in load_driver().job_configuration(application)
+    assert "parallelism.default" not in job_configuration(application)
     # The init Job (schema, topics) runs the same image and settings, with a partition per subtask.
     (init,) = [o for o in k8s_objects() if o["kind"] == "Job"]
     (init_container,) = init["spec"]["template"]["spec"]["containers"]

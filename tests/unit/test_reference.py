@@ -168,3 +168,10 @@ def test_linear_credit_is_none_without_an_amount_and_repeat_purchases_share_clic
     touches = linear_touches(clicks, checkouts)
     assert set(touches) == {("early", "a"), ("late", "a"), ("late", "b")}
     assert touches[("early", "a")].credit == Decimal(9) and touches[("late", "b")].credit == Decimal("4.5")
+
+
+def test_every_model_of_the_registry_has_its_reference() -> None:
+    from attribution.models import MODELS
+    from tests.reference import REFERENCES
+
+    assert list(REFERENCES) == list(MODELS)

@@ -1,6 +1,7 @@
--- Benchmark baseline only (make bench): the job's sources, parsing and validation, with valid
--- records into a blackhole instead of the attribution (rejected ones go to dead_letters with the
--- job's own process/dead_letters.sql). Its throughput is the ceiling the job is compared with.
+-- Benchmark baseline only (make bench, bench/harness.py PASSTHROUGH): the job's sources, parsing
+-- and validation, with valid records into a blackhole instead of the attribution (rejected ones go
+-- to dead_letters with the job's own code/process/dead_letters.sql). Its throughput is the ceiling
+-- the job is compared with.
 CREATE TEMPORARY TABLE passthrough_blackhole (
     id STRING,
     user_id INT,
