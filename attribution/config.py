@@ -506,7 +506,7 @@ def _parse(raw: str, kind: Any, env: str) -> Any:
 
 
 def describe() -> str:
-    """A table of every setting, its environment variable and default (for --help; docs/operations.md has it as a table)."""
+    """Every setting, its environment variable and default, for --help (docs/operations.md: a table)."""
     rows = [
         f"  {f.metadata['env']:<30} {f.default!s:<32} {f.metadata['doc']}"
         for f in dataclasses.fields(Settings)

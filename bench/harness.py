@@ -30,7 +30,7 @@ from kafka import KafkaProducer
 
 from attribution import job, provision, sql, stack, supervision
 from attribution.config import PROJECT_ROOT, Settings, schema_of
-from attribution.models import MODELS
+from attribution.models import MODELS, PRIMARY
 from bench.workloads import CHECKOUTS_PER_SECOND, USER_BASE, USERS, Workload, build_workload, stamp
 from datagen.gen_fake_data import Producer as GeneratorProducer
 
@@ -229,7 +229,7 @@ class Design:
     templates: tuple[Path, ...]  # SQL template files for job.submit's output_sql; () runs the job's outputs
     sink_vertex: str  # part of the name of the job vertex that writes the rows (settle())
     sink_table: str | None = None  # its Postgres table (in SINK_TABLE's schema), if not SINK_TABLE
-    models: str = "first_click"  # ATTRIBUTION_MODELS of the job (rows are counted in SINK_TABLE)
+    models: str = PRIMARY  # ATTRIBUTION_MODELS of the job (rows are counted in SINK_TABLE)
 
 
 ORIGINAL_TEMPLATES = tuple(
@@ -242,10 +242,12 @@ ORIGINAL_TEMPLATES = tuple(
         "process/attribute_checkouts.sql",
     )
 )
+ORIGINAL_TABLE = BENCH_DIR / "original" / "postgres" / "attributed_checkouts.sql"
+JOB_SINK = f"Sink: {MODELS[PRIMARY].written_table}"  # the vertex that writes SINK_TABLE
 DESIGNS = {
-    "job": Design("job", (), "Sink: attributed_checkouts"),
+    "job": Design("job", (), JOB_SINK),
     # The job with every attribution model in one statement set (#14).
-    "models": Design("models", (), "Sink: attributed_checkouts", models=",".join(MODELS)),
+    "models": Design("models", (), JOB_SINK, models=",".join(MODELS)),
     "original": Design(
         "original", ORIGINAL_TEMPLATES, "original_attributed_checkouts", "original_attributed_checkouts"
     ),
@@ -286,41 +288,12 @@ def check_original_templates(settings: Settings) -> None:
 
 
 def create_original_table(settings: Settings) -> None:
-    """The original design's result table, with the original's columns, plus `updated_at`, the
-    time of the row's last write, as the job's table has it: the bench reads the end of a run and
-    each row's latency from it. postgres/init.sql does not create it: it is the bench's."""
-    table = design_settings(settings, DESIGNS["original"]).sink_table
-    schema = schema_of(table)
+    """The original design's result table (bench/original/postgres): postgres/init.sql does not
+    create it, it is the bench's."""
+    original = design_settings(settings, DESIGNS["original"])
+    schema = sql.render_string(ORIGINAL_TABLE.read_text(), original)
     with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"""
-            CREATE TABLE IF NOT EXISTS {table} (
-                checkout_id VARCHAR PRIMARY KEY,
-                user_name VARCHAR,
-                click_id VARCHAR,
-                product_id VARCHAR,
-                payment_method VARCHAR,
-                total_amount DECIMAL(5, 2),
-                shipping_address VARCHAR,
-                billing_address VARCHAR,
-                user_agent VARCHAR,
-                ip_address VARCHAR,
-                checkout_time TIMESTAMP,
-                click_time TIMESTAMP,
-                updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
-            );
-            CREATE OR REPLACE FUNCTION {schema}.bench_touch_updated_at() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                NEW.updated_at := clock_timestamp();
-                RETURN NEW;
-            END
-            $$;
-            CREATE OR REPLACE TRIGGER bench_touch_updated_at
-                BEFORE UPDATE ON {table}
-                FOR EACH ROW EXECUTE FUNCTION {schema}.bench_touch_updated_at();
-            """
-        )
+        cur.execute(schema)
     conn.close()
 
 

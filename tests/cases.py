@@ -264,6 +264,9 @@ def adversarial(settings: Settings) -> Catalogue:
         bad_records(ok_click, ok_checkout, settings.max_payload_chars, sent_at=bad_at)
     ):
         plan.append(Record(topic, value, i % 2, bad_at, reason))
+    # 37. A valid checkout by the bad records' user, on their product: their clicks would qualify,
+    # but a rejected click never attributes.
+    add_checkout("co37", u[21], "p21", bad_at + MIN)
     # A producer whose clock is two hours ahead stamps its events and their Kafka records alike:
     # the job's own clock rejects them.
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -286,7 +289,7 @@ def adversarial(settings: Settings) -> Catalogue:
         "co15": "c15-B", "co15-utf8": "c15-\uff21", "co16-late": "c16", "co18": "c18",
         "co25": "c25-early", "co26": "c26-earlier", "co27": "c27-a", "co28": "c28-a", "co28-up": "c28-a",
         "co29": "c29-a", "co30": "c30", "co31": "c31-lower", "co32-1": "c32-a", "co32-2": "c32-a",
-        "co34": "c34-a", widest_id("co35-"): widest_id("c35-"), "co36": "c36",
+        "co34": "c34-a", widest_id("co35-"): widest_id("c35-"), "co36": "c36", "co37": None,
     }  # fmt: skip
     last_click = {
         "co1": "c1", "co2": None, "co3": "c3", "co4": None, "co5": "c5-late", "co6": "c6",
@@ -295,12 +298,14 @@ def adversarial(settings: Settings) -> Catalogue:
         "co16-late": "c16", "co25": "c25-late", "co26": "c26-late", "co27": "c27-d", "co28": "c28-c",
         "co28-up": "c28-c", "co29": "c29-b", "co30": "c30", "co31": "c31-upper", "co32-1": "c32-a",
         "co32-2": "c32-b", "co34": "c34-b", widest_id("co35-"): widest_id("c35-"), "co36": "c36",
+        "co37": None,
     }  # fmt: skip
     linear = {
         "co1": 1, "co2": 0, "co3": 1, "co4": 0, "co5": 3, "co7": 2, "co8": 0, "co10": 1, "co11": 1,
         "co12-1": 1, "co12-3": 1, "co12-2": 1, "co13": 0, "co15": 3, "co15-utf8": 2, "co16-late": 1,
         "co17-bare": 0, "co25": 2, "co26": 2, "co27": 4, "co28": 3, "co28-up": 3, "co29": 2, "co30": 1,
         "co31": 2, "co32-1": 1, "co32-2": 2, "co33": 2, "co34": 2, widest_id("co35-"): 1, "co36": 1,
+        "co37": 0,
     }  # fmt: skip
     credits = {
         "co27": Decimal("2.5"), "co28": Decimal("3.3333333333333"), "co28-up": Decimal("6.6666666666667"),

@@ -33,7 +33,7 @@ def parse_time(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class Attribution:
-    """One row of commerce.attributed_checkouts, every column, in the table's order."""
+    """One row of a one_click model's table (attribution/models.py), every column, in its order."""
 
     checkout_id: str
     user_id: int
@@ -126,7 +126,7 @@ def attribute(
 
 @dataclass(frozen=True)
 class Touch:
-    """One row of commerce.attribution_touches (the linear model), every column, in the table's order."""
+    """One row of a touches model's view (the linear model's), every column, in its order."""
 
     checkout_id: str
     click_id: str

@@ -15,6 +15,7 @@ import pytest
 
 from attribution import job, supervision
 from attribution.config import PROJECT_ROOT, Settings
+from attribution.models import MODELS, PRIMARY
 from tests.events import click
 from tests.integration.harness import pipeline
 from tests.integration.test_faults import intent_of
@@ -116,29 +117,27 @@ def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
     with pipeline(settings, "sql-client") as run:
         at = datetime(2024, 8, 1, 12)
         run.writer.send(run.clicks, click("sql-client-click", 42, "p42", at), 0)
-        query = tmp_path / "query.sql"
-        query.write_text("SHOW TABLES;\nSELECT click_id, product_id FROM clicks LIMIT 1;\n")
-        output = make(run.settings, "sql-client", f"SQL_FILE={query}").stdout
+        result_table = MODELS[PRIMARY].written_table  # as a read-only view of stored_<it>
+        # One session: the queries, then three writes that must each fail with their cause. The
+        # result tables are views (writing to them by accident fails); the JDBC tables behind them
+        # and users refuse writes, because the prompt connects as the read-only role.
+        script = tmp_path / "session.sql"
+        script.write_text(
+            "SHOW TABLES;\nSELECT click_id, product_id FROM clicks LIMIT 1;\n"
+            f"INSERT INTO {result_table} SELECT * FROM {result_table};\n"
+            f"INSERT INTO stored_{result_table} (checkout_id, user_id) VALUES ('sql-client-write', 1);\n"
+            "INSERT INTO users VALUES (-1, 'sql-client-write');\n"
+        )
+        result = make(run.settings, "sql-client", f"SQL_FILE={script}", check=False)
+        output = result.stdout
         tables = set(re.findall(r"^\|\s+(\w+) \|$", output, flags=re.MULTILINE))
-        assert {"clicks", "checkouts", "users", "first_click", "attributed_checkouts"} <= tables, output
+        assert {"clicks", "checkouts", "users", PRIMARY, result_table} <= tables, output
         assert re.search(r"\|\s+sql-client-click \|\s+p42 \|", output), output
-
-        # The result tables are views: writing to them by accident fails.
-        write = tmp_path / "write.sql"
-        write.write_text("INSERT INTO attributed_checkouts SELECT * FROM attributed_checkouts;\n")
-        result = make(run.settings, "sql-client", f"SQL_FILE={write}", check=False)
-        assert result.returncode != 0
-        assert "[ERROR]" in result.stdout and "attributed_checkouts' does not exist" in result.stdout, result
-        # ... and so does writing to the JDBC tables behind them, or to users: the prompt connects
-        # as the read-only role.
-        for insert in (
-            "INSERT INTO stored_attributed_checkouts (checkout_id, user_id) VALUES ('sql-client-write', 1)",
-            "INSERT INTO users VALUES (-1, 'sql-client-write')",
-        ):
-            write.write_text(f"{insert};\n")
-            result = make(run.settings, "sql-client", f"SQL_FILE={write}", check=False)
-            assert result.returncode != 0, result
-            assert "[ERROR]" in result.stdout and "permission denied" in result.stdout, result.stdout
+        assert result.returncode != 0, result
+        errors = re.findall(r"^\[ERROR\] (.*)$", output, flags=re.MULTILINE)
+        assert len(errors) == 3, output
+        assert f"{result_table}' does not exist" in errors[0], errors
+        assert all("permission denied" in error for error in errors[1:]), errors
         assert job.active_jobs(settings, f"{run.settings.job_name}-sql-client") == []
         run.assert_healthy()  # the job never noticed
 

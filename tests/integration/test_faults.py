@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -121,6 +122,21 @@ def running_again(run: PipelineRun, old_job_id: str | None = None) -> bool:
         return False
 
 
+def flink_restored(run: PipelineRun) -> str | None:
+    """The checkpoint or savepoint the run's current job was started from, as Flink reports it
+    (None: started without state)."""
+    job_id = run.current_job_id()
+    assert job_id is not None, "no job"
+    restored = job.rest_get(run.settings, f"/jobs/{job_id}/checkpoints").get("latest", {}).get("restored")
+    return None if restored is None else str(restored["external_path"]).removeprefix("file:").rstrip("/")
+
+
+def restarted_by_a_timeout(run: PipelineRun) -> bool:
+    """Whether the run's job restarted after a call that timed out (a socket or connect timeout)."""
+    history = job.exception_history(run.settings, run.job_id)
+    return any(re.search(r"(?i)timed out|timeout", entry.get("stacktrace", "")) for entry in history)
+
+
 def test_taskmanager_killed_mid_stream(settings: Settings) -> None:
     load = workload(settings, seed=11, count=3000, user_offset=3_000_000, start=datetime(2024, 6, 1, 9))
     rng = random.Random(5)
@@ -151,6 +167,7 @@ def test_jobmanager_killed_and_the_keeper_resubmits_from_the_checkpoint(settings
         recorded(run)
         restored_from = intent_of(settings).restore_from
         assert restored_from and run.job_id in restored_from, restored_from  # its own checkpoint
+        assert flink_restored(run) == restored_from.removeprefix("file:").rstrip("/")  # as Flink has it
         assert_exact(run, load)
     print(f"\nJobManager SIGKILL: RUNNING again after {recovery:.1f}s from {restored_from}; exact")
 
@@ -184,6 +201,7 @@ def test_postgres_frozen_longer_than_the_jdbc_timeouts(settings: Settings) -> No
             run.send_all(rest, rng)
             hold(45)
         poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once Postgres answers")
+        assert restarted_by_a_timeout(run), "no call timed out: the JDBC timeouts did not end them"
         assert_exact(run, load)
 
 
@@ -216,6 +234,7 @@ def test_flink_cut_off_from_postgres(settings: Settings) -> None:
             run.send_all(rest, rng)
             hold(40)
         poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once the network is back")
+        assert restarted_by_a_timeout(run), "no call timed out: the JDBC timeouts did not end them"
         assert_exact(run, load)
 
 
@@ -259,7 +278,9 @@ def test_stop_with_savepoint_and_resume_is_exact(settings: Settings) -> None:
         cli(run.settings, "stop-job")
         run.send_all(rest, rng)
         cli(run.settings, "job")
-        assert "savepoint" in (intent_of(settings).restore_from or "")
+        restored_from = intent_of(settings).restore_from or ""
+        assert "savepoint" in restored_from
+        assert flink_restored(run) == restored_from.removeprefix("file:").rstrip("/")
         assert_exact(run, load)
 
 

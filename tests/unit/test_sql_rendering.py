@@ -5,7 +5,7 @@ import pytest
 
 from attribution import sql, templates
 from attribution.config import PROJECT_ROOT, Settings
-from attribution.models import MODELS
+from attribution.models import MODELS, PRIMARY
 
 
 @pytest.fixture
@@ -199,10 +199,11 @@ def test_sources_read_raw_text_with_watermark_and_idleness(rendered: sql.JobSql)
 
 
 def test_lookup_is_cached_and_sinks_are_keyed(rendered: sql.JobSql) -> None:
-    users, sink, dead = (creating(rendered.ddl, n) for n in ("users", "attributed_checkouts", "dead_letters"))
+    primary = sql.PRODUCTION_SINKS[PRIMARY]
+    users, sink, dead = (creating(rendered.ddl, n) for n in ("users", primary, "dead_letters"))
     assert "'lookup.cache' = 'PARTIAL'" in users
     assert "PRIMARY KEY (checkout_id) NOT ENFORCED" in sink
-    assert "'table-name' = 'commerce.attributed_checkouts'" in sink
+    assert f"'table-name' = '{Settings.from_env({}).sink_table}'" in sink
     assert "PRIMARY KEY (source_topic, source_partition, source_offset, kafka_timestamp)" in dead
     assert "'connector' = 'blackhole'" in creating(rendered.ddl, "job_metrics")
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pytest
+import requests
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 
 from attribution.config import Settings
@@ -198,3 +201,61 @@ def test_counted_returns_its_value(t_env: TableEnvironment) -> None:
         ["x", None],
     )
     assert rows == [("x", "x"), (None, None)]
+
+
+def test_counted_counts_each_row_under_its_label(t_env: TableEnvironment) -> None:
+    """The counters as Flink's REST API serves them from a running job (the Prometheus reporter
+    reads the same metric group). A slow sequence 1, 2, 3, ...: its first four rows are labelled
+    a, a, b and NULL, every later one `later`, and the job runs on while the counters are read."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for key, value in {
+        "rest.port": str(port),
+        "rest.bind-address": "127.0.0.1",
+        "parallelism.default": "1",
+    }.items():
+        env.get_config().set(key, value)
+    settings = Settings.from_env({})
+    for statement in statements(render("functions/metrics.sql", settings)):
+        env.execute_sql(statement)
+    env.execute_sql(
+        "CREATE TEMPORARY TABLE sequence (x INT) WITH ('connector' = 'datagen', 'rows-per-second' = '20', "
+        "'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '1000000')"
+    )
+    env.execute_sql("CREATE TEMPORARY TABLE dropped (v STRING) WITH ('connector' = 'blackhole')")
+    result = env.execute_sql(
+        "INSERT INTO dropped SELECT COUNTED(CASE WHEN x <= 2 THEN 'a' WHEN x = 3 THEN 'b' WHEN x = 4"
+        " THEN CAST(NULL AS STRING) ELSE 'later' END, 'seen', 'kind') FROM sequence"
+    )
+    client = result.get_job_client()
+    rest = f"http://127.0.0.1:{port}/jobs/{client.get_job_id()}"
+    counted: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while counted.get("later", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            counted = counters(rest, "seen")
+    finally:
+        client.cancel().result()
+    assert counted.pop("later", 0) >= 1, counted
+    assert counted == {"a": 2, "b": 1, "": 1}
+
+
+def counters(rest: str, metric: str) -> dict[str, int]:
+    """label value -> count of the counter attribution.kind.<label value>.<metric>, summed over
+    the job's vertices and subtasks."""
+    try:
+        vertices = requests.get(rest, timeout=5).json()["vertices"]
+    except (requests.RequestException, KeyError):
+        return {}  # not running yet
+    found: dict[str, int] = {}
+    for vertex in vertices:
+        url = f"{rest}/vertices/{vertex['id']}/metrics"
+        names = [m["id"] for m in requests.get(url, timeout=5).json() if m["id"].endswith(f".{metric}")]
+        if names:
+            for reading in requests.get(url, params={"get": ",".join(names)}, timeout=5).json():
+                label = reading["id"].split(".attribution.kind.", 1)[1].removesuffix(f".{metric}")
+                found[label] = found.get(label, 0) + int(reading["value"])
+    return found
