@@ -11,10 +11,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CLI := $(PY) -m attribution
 comma := ,
+# $(call step,name,command): the command, announced by its name and followed by its time.
+step = @echo "== $(1) ..."; started=$$(date +%s); $(2) && echo "== $(1): done in $$(( $$(date +%s) - started )) s"
 # Arguments for the generator started by `make run` / `make datagen` (see `$(PY) -m datagen --help`).
 DATAGEN_ARGS ?= --rate 200
 
-.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci sql-client ui viz clean reset docker-run docker-down replay-dead-letters
+.PHONY: help setup run up job stop-job cancel soak bench datagen down status psql sql test unit-test integration-test lint ci sql-client ui viz clean reset docker-run docker-down replay-dead-letters backfill
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,10 +25,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Python 3.11 is required (apache-flink 2.0 has no wheels for newer Pythons)"; exit 1; }
 	@command -v java >/dev/null || { echo "java not found: a Java 17 JDK is required"; exit 1; }
 	@echo "Creating $(VENV) and installing pinned packages (first time: a few minutes) ..."
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e '.[dev]'
+	$(call step,virtual environment,$(PYTHON) -m venv $(VENV))
+	$(call step,pip,$(PY) -m pip install --quiet --upgrade pip==25.3)
+	$(call step,pinned packages (requirements.lock),$(PY) -m pip install --progress-bar on -r requirements.lock)
+	$(call step,this project,$(PY) -m pip install --quiet --no-deps -e '.[dev]')
 	touch $(STAMP)
 
 setup: $(STAMP)  ## venv, pinned packages, connector jars and the UDF jar (javac)
@@ -56,12 +58,16 @@ datagen: setup  ## start the generator in the background (DATAGEN_ARGS=...)
 down: ## stop everything the stack started
 	@if [ -x $(PY) ]; then $(CLI) down; else echo "nothing to stop (no $(VENV))"; fi
 
-status: setup  ## services (state, restarts), job, business figures (rates, attribution, lag, checkpoint), rows
-	$(CLI) status
+status: setup  ## services (state, restarts), job, business figures (rates, attribution, lag, checkpoint), rows (FORMAT=json)
+	$(CLI) status $(if $(filter json,$(FORMAT)),--json)
 
 replay-dead-letters: setup  ## send dead letters back to their topics once each (REASON=r SINCE=t UNTIL=t ALL=1 DRY_RUN=1)
 	$(CLI) replay-dead-letters $(foreach r,$(subst $(comma), ,$(REASON)),--reason $(r)) \
 		$(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') $(if $(ALL),--all) $(if $(DRY_RUN),--dry-run)
+
+backfill: setup  ## recompute a period into the same tables, beside the job (SINCE=iso-8601 [UNTIL=...])
+	@[ -n "$(SINCE)" ] || { echo "error: SINCE=<ISO-8601 time> names the period's start (UNTIL=... its end)"; exit 2; }
+	$(CLI) backfill --since '$(SINCE)' $(if $(UNTIL),--until '$(UNTIL)')
 
 psql: setup  ## psql on the pipeline's database, read-only (ADMIN=1: as POSTGRES_USER)
 	$(CLI) psql $(if $(ADMIN),--admin)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import os
 import sys
 import webbrowser
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import requests
 
-from attribution import health, job, keeper, logs, provision, services, stack, supervision
+from attribution import job, keeper, logs, provision, services, stack, supervision
 from attribution.account import AccountError
 from attribution.config import ConfigError, Settings, describe
-from attribution.models import MODELS
 from attribution.services import StackError
 from attribution.supervision import SupervisionError
 
@@ -92,197 +89,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
-    services_now = stack.status(settings)
-    if not services_now:
-        print("  no stack running (supervisord is not up): `make up`")
-    for name, state, pid, restarts in services_now:
-        shown = f"{state} (pid {pid})" if pid else state
-        print(f"  {name:<12} {shown:<22} restarted {restarts}x after dying")
-    intent = keeper.read_intent(settings)
-    if intent is not None:
-        print(f"  keeper: job should be {intent.state}{' (' + intent.note + ')' if intent.note else ''}")
-        last = keeper.read_status(settings)
-        if last.get("last_action"):
-            print(f"          last action: {last['last_action']}")
-    found: list[str] = []
-    if stack.flink_overview(settings) is not None:
-        for status in job.active_jobs(settings):
-            print(f"  job {status.name}: {status.state} ({status.job_id})")
-            lag = keeper_lag(settings, status.job_id, intent)
-            found += print_job_figures(settings, status.job_id, status.state, lag)
-    try:
-        import psycopg2
+def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
+    from attribution import status
 
-        with psycopg2.connect(settings.psycopg_dsn(), connect_timeout=2) as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT count(*), count(click_id), count(user_name) FROM {settings.sink_table}")
-            rows, attributed, named = cur.fetchall()[0]
-            dead = health.dead_letters(settings, conn)
-            # The models of the job `make job` started, which may not be those of this shell.
-            models = model_comparison(with_job_models(settings, intent), conn)
-        print(f"  {settings.sink_table}: {rows} rows, {attributed} attributed, {named} with user_name")
-        for row in models:
-            print(f"  {model_line(*row)}")
-        print(
-            f"  {settings.dead_letter_table}: {dead.total} rows, {dead.last_minute} in the last minute "
-            f"({dead.per_minute_before:.1f}/min in the ten before)"
-        )
-        found += health.problems(settings, "", None, None, (), dead)
-    except Exception as error:  # status is best effort: a stopped database is a normal answer
-        print(f"  postgres: not reachable ({type(error).__name__})")
-    if intent is not None and intent.state == keeper.FAILED:
-        found.append(f"the keeper gave up on the job: {intent.note}")
-    if intent is not None and intent.unwritten:
-        found.append(f"a drain failed: {intent.unwritten}")
-    print("  problems: none" if not found else "  PROBLEMS (need a human):")
-    for problem in found:
-        print(f"  ! {problem}")
-
-
-def keeper_lag(settings: Settings, job_id: str, intent: keeper.Intent | None) -> list[tuple[float, float]]:
-    """The keeper's recent lag samples of this job (growth needs a history), else none."""
-    if intent is None or intent.job_id != job_id:
-        return []
-    return [(t, v) for t, v in keeper.read_status(settings).get("lag", [])]
-
-
-def with_job_models(settings: Settings, intent: keeper.Intent | None) -> Settings:
-    """The settings with ATTRIBUTION_MODELS as the keeper's job was started with."""
-    models = intent.env.get("ATTRIBUTION_MODELS") if intent is not None else None
-    return dataclasses.replace(settings, attribution_models=models) if models else settings
-
-
-def model_comparison(settings: Settings, conn: Any) -> list[tuple]:
-    """The enabled models' rows of the comparison view, in ATTRIBUTION_MODELS order; none when the
-    schema predates the view (`make up` creates it)."""
-    import psycopg2
-
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET statement_timeout = '5s'")  # it scans the result tables
-            cur.execute(
-                "SELECT model, checkouts, attributed_checkouts, attributed_share, attributed_revenue,"
-                " avg_minutes_click_to_checkout, clicks_credited_per_checkout"
-                f" FROM {settings.model_comparison_view}"
-                " WHERE model = ANY(%s)",
-                (list(settings.models),),
-            )
-            rows = {row[0]: row for row in cur.fetchall()}
-    except psycopg2.Error:
-        conn.rollback()
-        return []
-    return [rows[model] for model in settings.models if model in rows]
-
-
-def model_line(
-    model: str,
-    checkouts: int | None,
-    attributed: int | None,
-    share: Decimal | None,
-    revenue: Decimal | None,
-    minutes: Decimal | None,
-    clicks_credited: Decimal | None = None,
-) -> str:
-    """One model's figures, e.g. "last_click: 62.0% of 1,234 checkouts attributed, revenue 12,345.67,
-    click 31.2 min before checkout" (a touches model: every touch, on average)."""
-    touches = MODELS[model].shape == "touches"
-    if checkouts:
-        shown = f"{model}: {100 * (share or 0):.1f}% of {checkouts:,} checkouts attributed"
-    elif attributed:
-        # Touches alone: no row for an unattributed checkout, so no denominator.
-        one_click = " or ".join(m.name for m in MODELS.values() if m.shape == "one_click")
-        shown = f"{model}: {attributed:,} checkouts attributed (a share needs {one_click})"
+    document = status.report(settings)
+    if args.json:
+        print(json.dumps(document, indent=2, default=status.as_json))
     else:
-        return f"{model}: no checkouts yet"
-    shown += f", revenue {revenue or 0:,.2f}"
-    if minutes is not None:
-        # The mean over attributed checkouts; a touches model's over every touch.
-        shown += f", {'touches' if touches else 'click'} {minutes:.1f} min before checkout"
-    if touches and clicks_credited is not None:
-        shown += f", {clicks_credited:.2f} clicks share each"
-    return shown
-
-
-def print_job_figures(
-    settings: Settings,
-    job_id: str,
-    state: str,
-    lag_samples: list[tuple[float, float]],
-    sample_seconds: float = 2.0,
-) -> list[str]:
-    """Business figures from the job's counters (two readings for rates), restarts, lag and
-    checkpoints; returns the problems found (attribution/health.py)."""
-    import time
-
-    from attribution import metrics
-
-    first = metrics.business_counts(metrics.scrape(settings), job_id)
-    time.sleep(sample_seconds)
-    samples = metrics.scrape(settings)
-    now = metrics.business_counts(samples, job_id)
-
-    def total(counts: dict, metric: str) -> float:
-        return sum(counts.get(metric, {}).values())
-
-    checkouts, unattributed = total(now, "checkouts"), total(now, "checkouts_unattributed")
-    rate = (checkouts - total(first, "checkouts")) / sample_seconds
-    unknown = now.get("checkouts", {}).get("unknown", 0)
-    print(f"    checkouts: {checkouts:.0f} ({rate:.0f}/s), unknown user {unknown:.0f}")
-    if checkouts:
-        # A checkout counts as unattributed once event time has passed it with no click.
-        attributed = checkouts - unattributed
-        print(
-            f"    attributed: {attributed:.0f} ({100 * attributed / checkouts:.1f} %),"
-            f" unattributed {unattributed:.0f}"
-        )
-    latency = metrics.latency_quantiles(samples, job_id)
-    if latency:
-        shown = ", ".join(
-            f"p{float(q) * 100:g} {v / 1000:.2f} s"
-            for q, v in sorted(latency.items(), key=lambda i: float(i[0]))
-        )
-        print(f"    end-to-end latency (datetime_occured to sink, last 10,000 rows): {shown}")
-    late = now.get("late_events", {})
-    print(f"    late events: {', '.join(f'{k} {v:.0f}' for k, v in sorted(late.items())) or 'none'}")
-    malformed = now.get("malformed_records", {})
-    print(f"    malformed: {', '.join(f'{k} {v:.0f}' for k, v in sorted(malformed.items())) or 'none'}")
-
-    details = job.rest_get(settings, f"/jobs/{job_id}")
-    # Subtasks that have seen no watermark yet report Long.MIN_VALUE: left out.
-    watermarks = [
-        float(w["value"])
-        for vertex in details["vertices"]
-        if vertex["name"].startswith("IntervalJoin")
-        for w in job.rest_get(settings, f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
-    ]
-    watermarks = [w for w in watermarks if w > 0]
-    if watermarks:
-        print(
-            f"    event-time lag (now - watermark into the join):"
-            f" {time.time() - min(watermarks) / 1000:.1f} s"
-        )
-    restarts = health.restarts(settings, job_id)
-    cause = ""
-    if restarts.last_cause:
-        cause = f"; last cause ({restarts.last_ago:.0f} s ago): {restarts.last_cause}"
-    print(
-        f"    restarts: {restarts.recent} in the last {health.WINDOW_SECONDS // 60} min, "
-        f"{restarts.total} in all{cause}"
-    )
-    lag = metrics.pending_records(samples, job_id)
-    if lag is not None:
-        lag_samples = [*lag_samples, (time.time(), lag)]
-        print(f"    consumer lag: {lag:,.0f} records")
-    checkpoints = health.checkpoints(settings, job_id)
-    latest = checkpoints.latest_completed
-    if latest:
-        print(
-            f"    last checkpoint: #{latest['id']} {checkpoints.completed_ago:.0f} s ago, "
-            f"{latest['state_size'] / 2**20:.1f} MiB, {latest['end_to_end_duration']} ms; "
-            f"failed {checkpoints.failed_total} ({checkpoints.failed_recent} in the last "
-            f"{health.WINDOW_SECONDS // 60} min)"
-        )
-    return health.problems(settings, state, restarts, checkpoints, lag_samples)
+        print("\n".join(status.text(document)))
 
 
 def cmd_psql(settings: Settings, args: argparse.Namespace) -> None:
@@ -381,6 +195,15 @@ def cmd_replay_dead_letters(settings: Settings, args: argparse.Namespace) -> Non
     )
 
 
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> None:
+    from attribution import backfill
+
+    if stack.flink_overview(settings) is None:
+        raise StackError(f"no Flink cluster at {settings.flink_rest_url}: `make up` (or `make run`) first")
+    job_id = backfill.backfill(settings, args.since, args.until)
+    print(f"backfill {job_id} finished: the period's rows are written again")
+
+
 def iso_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
@@ -413,6 +236,10 @@ COMMANDS = {
     "replay-dead-letters": (
         cmd_replay_dead_letters,
         "send chosen dead letters back to their topics, once each (after the producer is fixed)",
+    ),
+    "backfill": (
+        cmd_backfill,
+        "recompute the checkouts of a period into the same tables, beside the running job (--since)",
     ),
     "keeper": (
         cmd_keeper,
@@ -450,6 +277,18 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--until", type=iso_time, help="only records stamped (Kafka) before")
             command.add_argument("--all", action="store_true", help="every dead letter not replayed yet")
             command.add_argument("--dry-run", action="store_true", help="count, send nothing")
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="one JSON document (docs/operations.md)")
+        if name == "backfill":
+            command.add_argument(
+                "--since",
+                type=iso_time,
+                required=True,
+                help="first Kafka timestamp of the period (ISO-8601, UTC)",
+            )
+            command.add_argument(
+                "--until", type=iso_time, help="end of the period (default: the topics' end)"
+            )
         if name in {"job", "run"}:
             command.add_argument("--savepoint", help="restore from this savepoint / retained checkpoint")
             command.add_argument(

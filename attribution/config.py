@@ -18,6 +18,7 @@ import sys
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlparse
@@ -66,6 +67,7 @@ _TABLE = re.compile(rf"({_IDENTIFIER.pattern}\.)?{_IDENTIFIER.pattern}")
 _MEMORY = re.compile(r"\d+\s*(b|bytes|k|kb|kibibytes|m|mb|mebibytes|g|gb|gibibytes|t|tb|tebibytes)?", re.I)
 _OFFSET_ZONE = re.compile(r"(UTC|GMT)[+-]\d{1,2}(:\d{2})?")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_OFFSETS = re.compile(r"partition:\d+,offset:\d+(;partition:\d+,offset:\d+)*")
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,35 @@ class Settings:
     scan_startup_mode: str = _setting(
         "KAFKA_SCAN_STARTUP_MODE",
         "earliest-offset",
-        "Where a job without a checkpoint starts reading (earliest-offset, latest-offset, group-offsets)",
+        "Where a job without a checkpoint starts reading: earliest-offset, latest-offset, group-offsets, "
+        "timestamp (KAFKA_SCAN_STARTUP_TIMESTAMP) or specific-offsets (*_STARTUP_OFFSETS)",
+    )
+    scan_startup_timestamp: str = _setting(
+        "KAFKA_SCAN_STARTUP_TIMESTAMP",
+        "",
+        "With KAFKA_SCAN_STARTUP_MODE=timestamp: the first Kafka timestamp read, ISO-8601 (UTC unless it "
+        "names its offset), e.g. 2024-03-01T09:00:00Z",
+    )
+    clicks_startup_offsets: str = _setting(
+        "CLICKS_STARTUP_OFFSETS",
+        "",
+        "With KAFKA_SCAN_STARTUP_MODE=specific-offsets: where each clicks partition starts, as "
+        "partition:0,offset:42;partition:1,offset:300",
+    )
+    checkouts_startup_offsets: str = _setting(
+        "CHECKOUTS_STARTUP_OFFSETS", "", "The same for the checkouts topic"
     )
 
     scan_bounded_mode: str = _setting(
         "KAFKA_SCAN_BOUNDED_MODE",
         "unbounded",
-        "Where reading stops: unbounded (the job), or latest-offset (`make sql-client SQL_FILE=...`)",
+        "Where reading stops: unbounded (the job), latest-offset (`make sql-client SQL_FILE=...`) or "
+        "timestamp (KAFKA_SCAN_BOUNDED_TIMESTAMP, `make backfill`)",
+    )
+    scan_bounded_timestamp: str = _setting(
+        "KAFKA_SCAN_BOUNDED_TIMESTAMP",
+        "",
+        "With KAFKA_SCAN_BOUNDED_MODE=timestamp: reading stops before this Kafka timestamp, ISO-8601",
     )
 
     # Postgres
@@ -168,6 +192,11 @@ class Settings:
         "first_click",
         "Models the job writes, comma-separated: " + ", ".join(MODELS) + " (docs/models.md)",
     )
+    time_decay_half_life_seconds: int = _setting(
+        "TIME_DECAY_HALF_LIFE_SECONDS",
+        900,
+        "time_decay: a click's weight halves every this many seconds before the checkout",
+    )
     out_of_orderness_seconds: int = _setting(
         "OUT_OF_ORDERNESS_SECONDS", 15, "Events up to this much out of order are handled exactly"
     )
@@ -228,6 +257,16 @@ class Settings:
         """The ports of FLINK_METRICS_PORTS ("9249-9260" or one port)."""
         low, _, high = self.flink_metrics_ports.partition("-")
         return range(int(low), int(high or low) + 1)
+
+    @property
+    def scan_startup_millis(self) -> int:
+        """KAFKA_SCAN_STARTUP_TIMESTAMP in milliseconds since the epoch."""
+        return _epoch_millis("KAFKA_SCAN_STARTUP_TIMESTAMP", self.scan_startup_timestamp)
+
+    @property
+    def scan_bounded_millis(self) -> int:
+        """KAFKA_SCAN_BOUNDED_TIMESTAMP in milliseconds since the epoch."""
+        return _epoch_millis("KAFKA_SCAN_BOUNDED_TIMESTAMP", self.scan_bounded_timestamp)
 
     @property
     def requested_models(self) -> tuple[str, ...]:
@@ -420,12 +459,28 @@ class Settings:
                     f"{_env_of(name)} must be a Kafka topic name (letters, digits, '.', '_', '-'), "
                     f"got {getattr(self, name)!r}"
                 )
-        if self.scan_startup_mode not in {"earliest-offset", "latest-offset", "group-offsets"}:
+        startup_modes = {"earliest-offset", "latest-offset", "group-offsets", "timestamp", "specific-offsets"}
+        if self.scan_startup_mode not in startup_modes:
             raise ConfigError(f"KAFKA_SCAN_STARTUP_MODE: unknown mode {self.scan_startup_mode!r}")
-        if self.scan_bounded_mode not in {"unbounded", "latest-offset"}:
+        if self.scan_bounded_mode not in {"unbounded", "latest-offset", "timestamp"}:
             raise ConfigError(
-                f"KAFKA_SCAN_BOUNDED_MODE must be unbounded or latest-offset, got {self.scan_bounded_mode!r}"
+                "KAFKA_SCAN_BOUNDED_MODE must be unbounded, latest-offset or timestamp, "
+                f"got {self.scan_bounded_mode!r}"
             )
+        if self.scan_startup_mode == "timestamp":
+            self.scan_startup_millis  # noqa: B018 (parsed here: an error names the variable)
+        if self.scan_bounded_mode == "timestamp":
+            self.scan_bounded_millis  # noqa: B018
+        if self.scan_startup_mode == "specific-offsets":
+            for env, offsets in (
+                ("CLICKS_STARTUP_OFFSETS", self.clicks_startup_offsets),
+                ("CHECKOUTS_STARTUP_OFFSETS", self.checkouts_startup_offsets),
+            ):
+                if not _OFFSETS.fullmatch(offsets):
+                    raise ConfigError(
+                        f"{env} must be partition:<n>,offset:<n> pairs joined by ';' with "
+                        f"KAFKA_SCAN_STARTUP_MODE=specific-offsets, got {offsets!r}"
+                    )
         requested = self.requested_models
         unknown = [m for m in requested if m not in MODELS]
         if unknown or not requested or len(set(requested)) != len(requested):
@@ -464,6 +519,19 @@ class Settings:
             raise ConfigError(f"STATE_BACKEND must be rocksdb or hashmap, got {self.state_backend!r}")
         if self.job_submission not in {"remote", "application"}:
             raise ConfigError(f"JOB_SUBMISSION must be remote or application, got {self.job_submission!r}")
+
+
+def _epoch_millis(env: str, text: str) -> int:
+    """An ISO-8601 time (UTC unless it names its offset) in milliseconds since the epoch."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{env} must be an ISO-8601 time such as 2024-03-01T09:00:00Z, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def _check_port(env: str, port: int) -> None:

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def ensure_connector_jars() -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         log.info(f"Downloading connector jars ({WHEEL}, ~90 MB) ...")
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, WHEEL],
+            # pip's own progress bar, with the size, on a terminal.
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", tmp, WHEEL],
             check=True,
         )
         (wheel,) = Path(tmp).glob("*.whl")
@@ -253,6 +255,11 @@ if __name__ == "__main__":
     from attribution import logs
 
     logs.configure()
-    ensure_connector_jars()
-    ensure_udf_jar()
-    ensure_reporter_jar()
+    for step, ensure in (
+        ("connector jars", ensure_connector_jars),
+        ("UDF jar", ensure_udf_jar),
+        ("metrics reporter jar", ensure_reporter_jar),
+    ):
+        started = time.monotonic()
+        ensure()
+        log.info(f"{step} ready ({time.monotonic() - started:.1f} s)")

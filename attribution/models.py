@@ -55,6 +55,20 @@ MODELS: dict[str, Model] = {
             written_table="attribution_touches_clicks",
             summary="every qualifying click, an equal share of total_amount",
         ),
+        Model(
+            "position_based",
+            "touches",
+            table="attribution_touches_position_based",
+            written_table="attribution_touches_position_based_clicks",
+            summary="40 % to the first click, 40 % to the last, 20 % shared by those between",
+        ),
+        Model(
+            "time_decay",
+            "touches",
+            table="attribution_touches_time_decay",
+            written_table="attribution_touches_time_decay_clicks",
+            summary="each click's weight halves every TIME_DECAY_HALF_LIFE_SECONDS before the checkout",
+        ),
     )
 }
 

@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attribution import sql
 from attribution.config import Settings, describe, settings_or_exit
@@ -155,10 +155,22 @@ def submit(settings: Settings, savepoint: str | None = None, output_sql: tuple[P
     return str(result.get_job_client().get_job_id())
 
 
+def split_statements(text: str) -> list[str]:
+    """SQL text as statements, by sqlparse (quotes, comments and `;` inside strings respected),
+    without their closing semicolons."""
+    import sqlparse
+
+    return [
+        s.strip().removesuffix(";").strip()
+        for s in sqlparse.split(text)
+        if s.strip().removesuffix(";").strip()
+    ]
+
+
 def sql_shell(settings: Settings, script: str | None) -> int:
     """A SQL prompt on the cluster, with the tables and views of sql.sql_client_init declared:
     each statement runs as `make sql-client` types it, a SELECT as a job of its own whose rows are
-    printed as they come (Ctrl-C stops it). `script`: run this file's statements and exit.
+    printed as they come (Ctrl-C stops it). `script`: run this text's statements and exit.
     (Flink's own sql-client.sh needs flink-sql-gateway, which the apache-flink wheel lacks.)"""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -195,26 +207,49 @@ def sql_shell(settings: Settings, script: str | None) -> int:
             if client is not None and not client.get_job_status().result().is_globally_terminal_state():
                 client.cancel()
 
+    if script is None and not sys.stdin.isatty():
+        script = sys.stdin.read()  # piped: the statements, then the end
     if script is not None:
-        ok = [run(statement) for statement in sql.statements(script)]
+        ok = [run(statement) for statement in split_statements(script)]
         return 0 if all(ok) else 1
-    print("Statements end with ';'. Try: SHOW TABLES;  SELECT * FROM clicks;")
-    print("Ctrl-C stops a query, Ctrl-D quits.")
-    buffer: list[str] = []
+    print("Statements end with ';' (Enter on an unfinished one starts a new line). Try: SHOW TABLES;")
+    print("Up/Down: history (kept in the stack directory). Ctrl-C stops a query, Ctrl-D quits.")
+    session = prompt_session(settings.stack_path / "sql-client-history")
     while True:
         try:
-            line = input("flink-sql> " if not buffer else "        -> ")
+            text = session.prompt("flink-sql> ")
         except EOFError:
             return 0
         except KeyboardInterrupt:
-            buffer = []
-            print()
-            continue
-        buffer.append(line)
-        if line.rstrip().endswith(";"):
-            for statement in sql.statements("\n".join(buffer)):
-                run(statement)
-            buffer = []
+            continue  # the line is dropped, as in a shell
+        for statement in split_statements(text):
+            run(statement)
+
+
+def prompt_session(history: Path) -> Any:
+    """A prompt_toolkit session: line editing, history across sessions in `history`, and Enter
+    that runs the text once it ends with ';' (before that it starts a new line)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.key_binding import KeyBindings
+
+    keys = KeyBindings()
+
+    @keys.add("enter")
+    def _(event: Any) -> None:
+        buffer = event.current_buffer
+        if buffer.text.strip().endswith(";") or not buffer.text.strip():
+            buffer.validate_and_handle()
+        else:
+            buffer.insert_text("\n")
+
+    history.parent.mkdir(parents=True, exist_ok=True)
+    return PromptSession(
+        history=FileHistory(str(history)),
+        multiline=True,
+        key_bindings=keys,
+        prompt_continuation=lambda width, *_: "-> ".rjust(width),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

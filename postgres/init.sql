@@ -152,6 +152,43 @@ WHERE delivery_rank = 1
 ORDER BY checkout_id, click_id, click_time
 {%- endmacro %}
 
+{#- Credits in cents that add up to the checkout's amount exactly, from `weighted` (a touch per
+    row with `weight`, `position`: 1 for the earliest click, `touches`, and the touch's columns):
+    each touch gets the whole cents of its share, and the cents left over go one each to the
+    touches with the largest remainders (ties: the earlier click), the largest remainder method.
+    No amount: no credit. #}
+{% macro credit_in_cents(weighted) -%}
+share AS (
+    SELECT *, total_amount * 100 * weight / sum(weight) OVER (PARTITION BY checkout_id) AS exact_cents
+    FROM {{ weighted }}
+), floored AS (
+    SELECT *, floor(exact_cents) AS whole_cents FROM share
+), ranked AS (
+    SELECT *,
+           total_amount * 100 - sum(whole_cents) OVER (PARTITION BY checkout_id) AS cents_left,
+           row_number() OVER (
+               PARTITION BY checkout_id ORDER BY exact_cents - whole_cents DESC, position
+           ) AS remainder_rank
+    FROM floored
+)
+SELECT
+    checkout_id, click_id, click_time,
+    ((whole_cents + CASE WHEN remainder_rank <= cents_left THEN 1 ELSE 0 END) / 100)::numeric(12, 2) AS credit,
+    touches::int AS touches, product_id, checkout_time, updated_at
+FROM ranked
+{%- endmacro %}
+
+{#- A touches model's clicks in order (click_time, then click_id in byte order), with `position`
+    (1: the earliest) and `touches` (the checkout's clicks). #}
+{% macro ordered_touches(table) -%}
+ordered AS (
+    SELECT t.*,
+           row_number() OVER (PARTITION BY checkout_id ORDER BY click_time, click_id COLLATE "C") AS position,
+           count(*) OVER (PARTITION BY checkout_id) AS touches
+    FROM ({{ first_delivery_touches(table) }}) AS t
+)
+{%- endmacro %}
+
 {#- DELETE on a touches model's view deletes the touches from its table (a view with a window
     function is not updatable by itself). #}
 {% macro deletable(view, table) -%}

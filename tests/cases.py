@@ -68,6 +68,7 @@ class Catalogue:
     # click), the touches models' number of rows.
     answers: dict[str, Mapping[str, object]]
     credits: dict[str, Decimal | None]  # linear: the credit of each row of the checkout
+    click_credits: dict[tuple[str, str, str], Decimal | None]  # (model, checkout_id, click_id)
     click_times: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (model, checkout)
 
     def valid(self, topic: str, with_late: bool = True) -> list[dict]:
@@ -256,6 +257,14 @@ def adversarial(settings: Settings) -> Catalogue:
     add_checkout("co36", u[36], "p36", t(36), partition=1)
     add_checkout("co36", u[37], "p36-copy", t(36) + MIN, partition=0, delay=2 * SEC, total_amount=1)
 
+    # 38. An amount whose cents do not split evenly: 10.01 over three clicks. position_based:
+    # 4.004, 2.002 and 4.004 are 4.00, 2.00 and 4.00, and the cent left over goes to the largest
+    # remainder, a tie of the first and last clicks: the earlier, the first.
+    add_click("c38-a", u[38], "p38", t(38) - 3 * MIN)
+    add_click("c38-b", u[38], "p38", t(38) - 2 * MIN, partition=1)
+    add_click("c38-c", u[38], "p38", t(38) - 1 * MIN)
+    add_checkout("co38", u[38], "p38", t(38), total_amount="10.01")
+
     # Bad records of every reason, interleaved with the good ones.
     bad_at = t(3)
     ok_click = click("bad", u[21], "p21", bad_at)
@@ -290,6 +299,7 @@ def adversarial(settings: Settings) -> Catalogue:
         "co25": "c25-early", "co26": "c26-earlier", "co27": "c27-a", "co28": "c28-a", "co28-up": "c28-a",
         "co29": "c29-a", "co30": "c30", "co31": "c31-lower", "co32-1": "c32-a", "co32-2": "c32-a",
         "co34": "c34-a", widest_id("co35-"): widest_id("c35-"), "co36": "c36", "co37": None,
+        "co38": "c38-a",
     }  # fmt: skip
     last_click = {
         "co1": "c1", "co2": None, "co3": "c3", "co4": None, "co5": "c5-late", "co6": "c6",
@@ -298,30 +308,58 @@ def adversarial(settings: Settings) -> Catalogue:
         "co16-late": "c16", "co25": "c25-late", "co26": "c26-late", "co27": "c27-d", "co28": "c28-c",
         "co28-up": "c28-c", "co29": "c29-b", "co30": "c30", "co31": "c31-upper", "co32-1": "c32-a",
         "co32-2": "c32-b", "co34": "c34-b", widest_id("co35-"): widest_id("c35-"), "co36": "c36",
-        "co37": None,
+        "co37": None, "co38": "c38-c",
     }  # fmt: skip
     linear = {
         "co1": 1, "co2": 0, "co3": 1, "co4": 0, "co5": 3, "co7": 2, "co8": 0, "co10": 1, "co11": 1,
         "co12-1": 1, "co12-3": 1, "co12-2": 1, "co13": 0, "co15": 3, "co15-utf8": 2, "co16-late": 1,
         "co17-bare": 0, "co25": 2, "co26": 2, "co27": 4, "co28": 3, "co28-up": 3, "co29": 2, "co30": 1,
         "co31": 2, "co32-1": 1, "co32-2": 2, "co33": 2, "co34": 2, widest_id("co35-"): 1, "co36": 1,
-        "co37": 0,
+        "co37": 0, "co38": 3,
     }  # fmt: skip
     credits = {
         "co27": Decimal("2.5"), "co28": Decimal("3.3333333333333"), "co28-up": Decimal("6.6666666666667"),
         "co29": Decimal(checkout("co29", 0, "", t(29))["total_amount"]) / 2, "co33": None,
+        "co38": Decimal("3.3366666666667"),
     }  # fmt: skip
+
+    # The credits in cents of the weighted models, by (model, checkout_id, click_id), worked out by
+    # hand (time_decay: 2 ^ -(minutes before / 15), whole cents, the rest to the largest remainders).
+    def split(
+        model: str, checkout_id: str, *credits: str | None
+    ) -> dict[tuple[str, str, str], Decimal | None]:
+        clicks = "abcd"[: len(credits)]
+        prefix = checkout_id.removeprefix("co")
+        return {
+            (model, checkout_id, f"c{prefix}-{c}"): None if v is None else Decimal(v)
+            for c, v in zip(clicks, credits, strict=True)
+        }
+
+    click_credits = {
+        **split("position_based", "co27", "4.00", "1.00", "1.00", "4.00"),
+        **split("position_based", "co28", "4.00", "2.00", "4.00"),
+        **split("position_based", "co38", "4.01", "2.00", "4.00"),
+        **split("position_based", "co33", None, None),
+        **split("time_decay", "co33", None, None),
+        # 109.95, 174.54, 277.06 and 438.45 cents: 998 whole, the two left to a and b.
+        **split("time_decay", "co27", "1.10", "1.75", "2.77", "4.38"),
+        # 318.05, 333.10 and 348.85 cents: 999 whole, the one left to c.
+        **split("time_decay", "co28", "3.18", "3.33", "3.49"),
+    }
     click_times = {
         ("first_click", "co30"): t(30) - 10 * MIN - 5 * SEC,
         ("last_click", "co30"): t(30) - 10 * MIN,
         ("linear", "co30"): t(30) - 10 * MIN - 5 * SEC,
     }
+    # The weighted models credit the same touches as linear.
     answers: dict[str, Mapping[str, object]] = {
         "first_click": first_click,
         "last_click": last_click,
         "linear": linear,
+        "position_based": linear,
+        "time_decay": linear,
     }
-    return Catalogue(plan, late, users, answers, credits, click_times)
+    return Catalogue(plan, late, users, answers, credits, click_credits, click_times)
 
 
 # The ids of the bad records' events: none may be attributed by any model.

@@ -11,6 +11,9 @@ its first delivery.
 - linear (linear_touches): one Touch per distinct qualifying click_id of a checkout (at its
   earliest qualifying time), each with total_amount / touches, rounded half up to 13 places as
   Flink divides DECIMAL(10, 2) by INT; no Touch for a checkout without a qualifying click.
+- position_based and time_decay (weighted_touches): the same Touches, each credited in cents by
+  its weight (40/20/40 by position; 2 ^ -(seconds before the checkout / half life)), the cents
+  left over by whole-cent shares going one each to the largest remainders (ties: earlier click).
 
 Events are the dicts a producer serialises with json.dumps: a field the job reads as text is the
 JSON value's text (a string as is, a number as json.dumps writes it).
@@ -20,11 +23,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+
+from attribution.config import Settings
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+TIME_DECAY_HALF_LIFE = Settings.from_env({}).time_decay_half_life_seconds  # the default, as the tests run
 
 
 def parse_time(text: str) -> datetime:
@@ -169,6 +175,59 @@ def linear_touches(
     return result
 
 
+def position_weights(n: int) -> list[Decimal]:
+    """Snowplow's position-based weights of n clicks in order: 40 % first, 40 % last, 20 % between."""
+    if n <= 2:
+        return [Decimal(1) / n] * n
+    return [Decimal("0.4"), *[Decimal("0.2") / (n - 2)] * (n - 2), Decimal("0.4")]
+
+
+def decay_weight(click_time: datetime, checkout_time: datetime, half_life_seconds: int) -> Decimal:
+    """2 ^ -(seconds before the checkout / half life), to 40 digits."""
+    with localcontext() as context:
+        context.prec = 40
+        seconds = Decimal((checkout_time - click_time) // timedelta(microseconds=1)) / 1_000_000
+        return Decimal(2) ** (-seconds / half_life_seconds)
+
+
+def cents(amount: Decimal, weights: list[Decimal]) -> list[Decimal]:
+    """amount split by weights into cents that add up to it: whole cents of each share, then one
+    more cent each to the largest remainders (ties: the earlier)."""
+    with localcontext() as context:
+        context.prec = 40
+        total = sum(weights)
+        exact = [amount * 100 * w / total for w in weights]
+        whole = [e.to_integral_value(rounding=ROUND_FLOOR) for e in exact]
+        left = int(amount * 100 - sum(whole))
+        order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - whole[i]), i))
+        for i in order[:left]:
+            whole[i] += 1
+        return [(w / 100).quantize(Decimal("0.01")) for w in whole]
+
+
+def weighted_touches(
+    clicks: list[dict],
+    checkouts: list[dict],
+    weigh: Callable[[list[datetime], datetime], list[Decimal]],
+    window: timedelta = timedelta(hours=1),
+) -> dict[tuple[str, str], Touch]:
+    """A credit-in-cents model: linear's touches, each credited by `weigh`(click times in order,
+    checkout time)."""
+    result: dict[tuple[str, str], Touch] = {}
+    by_checkout: dict[str, list[Touch]] = {}
+    for touch in linear_touches(clicks, checkouts, window).values():
+        by_checkout.setdefault(touch.checkout_id, []).append(touch)
+    amounts = {ident(c["checkout_id"]): amount(c.get("total_amount")) for c in distinct_checkouts(checkouts)}
+    for checkout_id, touches in by_checkout.items():
+        touches.sort(key=lambda t: (t.click_time, t.click_id))  # str order: UTF-8 byte order
+        total = amounts[checkout_id]
+        weights = weigh([t.click_time for t in touches], touches[0].checkout_time)
+        credits = cents(total, weights) if total is not None else [None] * len(touches)
+        for touch, credit in zip(touches, credits, strict=True):
+            result[(checkout_id, touch.click_id)] = replace(touch, credit=credit)
+    return result
+
+
 # Each model's reference (attribution/models.py): (clicks, checkouts, users, window) -> its rows.
 REFERENCES: dict[str, Callable[[list[dict], list[dict], dict[int, str], timedelta], dict]] = {
     "first_click": lambda clicks, checkouts, users, window: attribute(clicks, checkouts, users, window),
@@ -176,6 +235,15 @@ REFERENCES: dict[str, Callable[[list[dict], list[dict], dict[int, str], timedelt
         clicks, checkouts, users, window, model="last_click"
     ),
     "linear": lambda clicks, checkouts, users, window: linear_touches(clicks, checkouts, window),
+    "position_based": lambda clicks, checkouts, users, window: weighted_touches(
+        clicks, checkouts, lambda times, _: position_weights(len(times)), window
+    ),
+    "time_decay": lambda clicks, checkouts, users, window: weighted_touches(
+        clicks,
+        checkouts,
+        lambda times, checkout_time: [decay_weight(t, checkout_time, TIME_DECAY_HALF_LIFE) for t in times],
+        window,
+    ),
 }
 
 

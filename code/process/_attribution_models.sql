@@ -45,16 +45,15 @@ FROM {{ model.name }} AS f;
 {{ one_click(registry.last_click) }}
 {%- endmacro %}
 
-{#- linear: every qualifying click gets an equal share of total_amount. The job writes each
-    qualifying click of a checkout; its view (postgres/init.sql) gives each
-    row `touches` (the checkout's rows) and `credit` (total_amount / touches) when it is read. So a
-    click that arrives out of order changes every row of its checkout at once, nothing is left
-    stale, and a checkout's n clicks cost n writes, not one rewrite of every row per click. #}
-{% macro linear() -%}
--- Upserted by (checkout_id, click_id, click_time): a checkout or a click delivered twice writes its
--- row again; a click at two times is two rows, of which the view takes the earliest. Each row
--- names its checkout's delivery: the view reads the first delivery's rows only.
-CREATE TEMPORARY VIEW linear AS
+{#- A touches model: the job writes each qualifying click of a checkout, and the model's view in
+    Postgres (postgres/models/<model>.sql) gives each row its credit when it is read. So a click
+    that arrives out of order changes every row of its checkout at once, nothing is left stale,
+    and a checkout's n clicks cost n writes, not one rewrite of every row per click. Upserted by
+    (checkout_id, click_id, click_time): a checkout or a click delivered twice writes its row
+    again; a click at two times is two rows, of which the view takes the earliest. Each row names
+    its checkout's delivery: the view reads the first delivery's rows only. #}
+{% macro touches(model) -%}
+CREATE TEMPORARY VIEW {{ model.name }} AS
 SELECT
     checkout_id, click_id, click_time, details.total_amount AS total_amount, product_id, checkout_time,
     details.delivered_at AS delivered_at, details.delivery_partition AS delivery_partition,
@@ -62,9 +61,24 @@ SELECT
 FROM click_candidates
 WHERE click_id IS NOT NULL;
 
-INSERT INTO {{ sink('linear') }}
+INSERT INTO {{ sink(model.name) }}
 SELECT
     checkout_id, click_id, click_time, total_amount, product_id, checkout_time,
     delivered_at, delivery_partition, delivery_offset
-FROM linear;
+FROM {{ model.name }};
+{%- endmacro %}
+
+{#- linear: every qualifying click gets an equal share of total_amount. #}
+{% macro linear() -%}
+{{ touches(registry.linear) }}
+{%- endmacro %}
+
+{#- position_based: 40 % to the first click, 40 % to the last, 20 % shared by those between. #}
+{% macro position_based() -%}
+{{ touches(registry.position_based) }}
+{%- endmacro %}
+
+{#- time_decay: each click's weight halves every TIME_DECAY_HALF_LIFE_SECONDS before the checkout. #}
+{% macro time_decay() -%}
+{{ touches(registry.time_decay) }}
 {%- endmacro %}

@@ -4,7 +4,7 @@
     path instead of failing the job on every restart. BYTES, not STRING: the planner copies every
     STRING column each Calc reads, and the payload is the largest one. Parsing happens in
     code/process/parse_*.sql; the rowtime is defined in source/_event_time.sql. -#}
-{% macro kafka_raw_source(table, topic) -%}
+{% macro kafka_raw_source(table, topic, startup_offsets) -%}
 CREATE TABLE {{ table }} (
     payload BYTES,
     kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
@@ -22,7 +22,15 @@ CREATE TABLE {{ table }} (
     -- A missing topic is an error to see, not something to create with the broker's defaults.
     'properties.allow.auto.create.topics' = 'false',
     'scan.startup.mode' = {{ cfg.scan_startup_mode | sql_string }},
+{%- if cfg.scan_startup_mode == 'timestamp' %}
+    'scan.startup.timestamp-millis' = '{{ cfg.scan_startup_millis }}',
+{%- elif cfg.scan_startup_mode == 'specific-offsets' %}
+    'scan.startup.specific-offsets' = {{ startup_offsets | sql_string }},
+{%- endif %}
     'scan.bounded.mode' = {{ cfg.scan_bounded_mode | sql_string }},
+{%- if cfg.scan_bounded_mode == 'timestamp' %}
+    'scan.bounded.timestamp-millis' = '{{ cfg.scan_bounded_millis }}',
+{%- endif %}
     'scan.watermark.idle-timeout' = '{{ cfg.source_idle_timeout_seconds }} s',
     'format' = 'raw'
 )

@@ -5,20 +5,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import re
+import shutil
 import socket
 import subprocess
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from attribution import job, supervision
 from attribution.config import PROJECT_ROOT, Settings
 from attribution.models import MODELS, PRIMARY
 from tests.events import click
-from tests.integration.harness import pipeline
-from tests.integration.test_faults import intent_of
+from tests.integration.harness import assert_models_exact, pipeline, poll, rows, workload
+from tests.integration.test_faults import MARKER_USER, intent_of
+from tests.reference import parse_time
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +154,84 @@ def test_ui_and_viz_print_their_urls_without_a_browser(settings: Settings) -> No
         viz = make(run.settings, "viz", env=over_ssh)
         assert "Grafana runs in the Compose stack only" in viz.stdout
         assert f"Prometheus: http://127.0.0.1:{settings.prometheus_port}/graph?" in viz.stdout
+
+
+def test_backfill_recomputes_a_cleared_period_exactly(settings: Settings) -> None:
+    """docs/operations.md's recipe: part of every model's output is lost; `make backfill` over its
+    period, beside the running job, writes it again, and every table equals the reference."""
+    load = workload(settings, seed=21, count=2000, user_offset=8_100_000, start=datetime(2024, 6, 14, 9))
+    rng = random.Random(21)
+    with pipeline(settings, "backfill") as run:
+        topic_of = {"clicks": run.clicks, "checkouts": run.checkouts}
+        for topic, event in load.events:  # stamped with their own time, as a live producer does
+            stamp = int(parse_time(event["datetime_occured"]).replace(tzinfo=UTC).timestamp() * 1000)
+            run.writer.send(topic_of[topic], event, rng.randrange(settings.topic_partitions), stamp)
+        run.flush_through(load.last_event_time + timedelta(minutes=1), MARKER_USER)
+        assert_models_exact(run.settings, load)
+
+        times = sorted(a.checkout_time for a in load.expected.values())
+        since, until = times[len(times) // 3], times[2 * len(times) // 3]
+        cleared = [k for k, a in load.expected.items() if since <= a.checkout_time < until]
+        with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
+            for model in settings.models:  # a touches model's view deletes from its table
+                cur.execute(
+                    f"DELETE FROM {settings.model_table(model)} WHERE checkout_id = ANY(%s)", (cleared,)
+                )
+        conn.close()
+        assert not rows(settings, cleared)
+
+        result = make(run.settings, "backfill", f"SINCE={since.isoformat()}", f"UNTIL={until.isoformat()}")
+        assert "finished" in result.stdout, result.stdout
+        assert_models_exact(run.settings, load, timeout=30)
+        run.assert_healthy()  # the running job went on beside it
+
+
+def test_the_prompt_edits_recalls_history_and_runs_multi_line_statements_in_a_terminal(
+    settings: Settings,
+) -> None:
+    """`make sql-client` in a real terminal (tmux): a statement typed over two lines runs at its
+    ';', the up arrow recalls it, Enter runs it again, and the history is kept on disk."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux")
+    server = f"sql-client-{os.getpid()}"  # a tmux server of its own, started with this environment
+    history = settings.stack_path / "sql-client-history"
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(["tmux", "-L", server, *args], capture_output=True, text=True, check=True)
+        return done.stdout
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-S", "-200")
+
+    subprocess.run(
+        [
+            "tmux",
+            "-L",
+            server,
+            "new-session",
+            "-d",
+            "-x",
+            "150",
+            "-y",
+            "60",
+            "make --no-print-directory sql-client",
+        ],
+        env={**os.environ, **settings.to_env()},
+        cwd=PROJECT_ROOT,
+        check=True,
+    )
+    try:
+        poll(lambda: "flink-sql>" in screen(), 120, "the prompt")
+        tmux("send-keys", "SELECT 40 + 2", "Enter")  # no ';' yet: a second line
+        tmux("send-keys", "AS answer;", "Enter")
+        poll(lambda: screen().count("1 row in set") == 1, 90, "the first answer")
+        assert re.search(r"\|\s+answer \|", screen()) and re.search(r"\|\s+42 \|", screen()), screen()
+        tmux("send-keys", "Up")
+        poll(lambda: screen().rstrip().endswith("AS answer;"), 10, "the statement recalled")
+        tmux("send-keys", "Enter")
+        poll(lambda: screen().count("1 row in set") == 2, 90, "the answer again")
+        tmux("send-keys", "C-d")
+        # prompt_toolkit keeps each line of an entry behind a "+"
+        poll(lambda: "+SELECT 40 + 2\n+AS answer;" in history.read_text(), 30, "the history on disk")
+    finally:
+        subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True)

@@ -41,7 +41,7 @@ def test_keyword_overrides_win_over_environment() -> None:
         ({"KAFKA_SCAN_STARTUP_MODE": "sometimes"}, "unknown mode"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "host:port"),
         ({"STATE_BACKEND": "memory"}, "rocksdb or hashmap"),
-        ({"ATTRIBUTION_MODELS": "first_click,time_decay"}, "ATTRIBUTION_MODELS must list one or more of"),
+        ({"ATTRIBUTION_MODELS": "first_click,u_shaped"}, "ATTRIBUTION_MODELS must list one or more of"),
         ({"ATTRIBUTION_MODELS": "linear,linear"}, "once each"),
         ({"ATTRIBUTION_MODELS": " , "}, "ATTRIBUTION_MODELS"),
         ({"USERS_TABLE": f"commerce.{MODELS['linear'].table}"}, "USERS_TABLE and the linear table"),

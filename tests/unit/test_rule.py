@@ -287,14 +287,17 @@ def flink(tmp_path_factory: pytest.TempPathFactory) -> LocalFlink:
 
 
 # --- what the outputs must be ------------------------------------------------------------------
-def reference(records: list[Record], users: dict[int, str]) -> dict[str, Mapping[Any, Any]]:
-    """Every model's rows for these records (in send order), by the reference, as Outputs holds them."""
+def reference(
+    records: list[Record], users: dict[int, str], credits: bool = False
+) -> dict[str, Mapping[Any, Any]]:
+    """Every model's rows for these records (in send order), by the reference, as Outputs holds
+    them (touches without their credit, which Postgres computes) unless `credits`."""
     ordered = sorted(records, key=lambda r: r.send_at)
     clicks = [r.event for r in ordered if r.valid and r.topic == "clicks"]
     checkouts = [r.event for r in ordered if r.valid and r.topic == "checkouts"]
     expected = expected_by_model(ALL_MODELS, clicks, checkouts, users)
     return {
-        name: rows if MODELS[name].shape == "one_click" else without_credit(rows)
+        name: rows if credits or MODELS[name].shape == "one_click" else without_credit(rows)
         for name, rows in expected.items()
     }
 
@@ -378,6 +381,10 @@ def test_the_reference_gives_the_answers_written_down_by_hand(flink: LocalFlink)
             else next(t.click_time for t in rows.values() if t.checkout_id == checkout_id)
         )
         assert found == click_time, (model, checkout_id)
+    for (model, checkout_id, click_id), credit in catalogue.click_credits.items():
+        assert expected[model][(checkout_id, click_id)].credit == credit, (model, checkout_id, click_id)
+    for model in ("position_based", "time_decay"):
+        assert not cents_that_do_not_add_up(expected[model], expected["first_click"]), model
     linear = expected["linear"]
     assert {k: {t.credit for t in linear.values() if t.checkout_id == k} for k in catalogue.credits} == {
         k: {credit} for k, credit in catalogue.credits.items()
@@ -443,6 +450,26 @@ def test_the_metrics_count_checkouts_attribution_lateness_and_rejects(adversaria
     assert {a.checkout_time for a in out.attributed.values()} <= set(out.latency_observed)
 
 
+def cents_that_do_not_add_up(touches: Mapping[Any, Touch], checkouts: Mapping[str, Attribution]) -> dict:
+    """Checkouts whose credits are not whole cents adding up to total_amount exactly."""
+    credits: dict[str, list[Decimal | None]] = {}
+    for touch in touches.values():
+        credits.setdefault(touch.checkout_id, []).append(touch.credit)
+    wrong: dict[str, object] = {}
+    for checkout_id, shares in credits.items():
+        amount = checkouts[checkout_id].total_amount
+        if amount is None:
+            if shares != [None] * len(shares):
+                wrong[checkout_id] = shares
+        elif (
+            None in shares
+            or sum(c for c in shares if c is not None) != amount
+            or any(c is not None and (c != c.quantize(Decimal("0.01")) or c < 0) for c in shares)
+        ):
+            wrong[checkout_id] = (amount, shares)
+    return wrong
+
+
 def test_randomized_stream_matches_the_reference(flink: LocalFlink) -> None:
     """Generated traffic (sessions, repeat purchases, stale and orphan checkouts, unknown users,
     timestamps up to 5 s out of order) on random partitions."""
@@ -456,6 +483,9 @@ def test_randomized_stream_matches_the_reference(flink: LocalFlink) -> None:
     users = {i: f"user-{i}" for i in range(1, shape.users + 1)}
     expected = reference(records, users)
     first, last, linear = expected["first_click"], expected["last_click"], expected["linear"]
+    credited = reference(records, users, credits=True)
+    for model in ("position_based", "time_decay"):
+        assert not cents_that_do_not_add_up(credited[model], first), model
     attributed = sum(1 for a in first.values() if a.click_id)
     # The mix is meaningful: both outcomes and unknown users are present; the models differ.
     assert 0.3 * len(first) < attributed < 0.95 * len(first), (attributed, len(first))

@@ -238,3 +238,42 @@ def test_the_script_is_every_statement_in_order(rendered: sql.JobSql) -> None:
     # Every production table is declared once, and every model's sink with it.
     created = [name for s in rendered.ddl for name in re.findall(r"^CREATE TABLE (\w+)", s, re.MULTILINE)]
     assert sorted(created) == sorted({*sql.PRODUCTION_SOURCES.values(), *sql.PRODUCTION_SINKS.values()})
+
+
+def test_a_backfill_reads_from_a_timestamp_or_from_offsets() -> None:
+    stamped = Settings.from_env(
+        {
+            "KAFKA_SCAN_STARTUP_MODE": "timestamp",
+            "KAFKA_SCAN_STARTUP_TIMESTAMP": "2024-03-01T09:00:00+01:00",
+            "KAFKA_SCAN_BOUNDED_MODE": "timestamp",
+            "KAFKA_SCAN_BOUNDED_TIMESTAMP": "2024-03-01 10:00:00",  # UTC
+        }
+    )
+    clicks = creating(sql.job_sql(stamped).ddl, "clicks_raw")
+    assert "'scan.startup.mode' = 'timestamp'" in clicks
+    assert "'scan.startup.timestamp-millis' = '1709280000000'" in clicks  # 08:00 UTC
+    assert "'scan.bounded.timestamp-millis' = '1709287200000'" in clicks
+    offsets = Settings.from_env(
+        {
+            "KAFKA_SCAN_STARTUP_MODE": "specific-offsets",
+            "CLICKS_STARTUP_OFFSETS": "partition:0,offset:42;partition:1,offset:7",
+            "CHECKOUTS_STARTUP_OFFSETS": "partition:0,offset:3",
+        }
+    )
+    ddl = sql.job_sql(offsets).ddl
+    assert "'scan.startup.specific-offsets' = 'partition:0,offset:42;partition:1,offset:7'" in creating(
+        ddl, "clicks_raw"
+    )
+    assert "'scan.startup.specific-offsets' = 'partition:0,offset:3'" in creating(ddl, "checkouts_raw")
+    assert "timestamp-millis" not in creating(sql.job_sql(Settings.from_env({})).ddl, "clicks_raw")
+
+
+def test_the_prompt_splits_statements_as_sql_does() -> None:
+    from attribution.pipeline import split_statements
+
+    assert split_statements("SELECT 1 AS a; SELECT 2 AS b;") == ["SELECT 1 AS a", "SELECT 2 AS b"]
+    assert split_statements("SELECT ';' AS s;\n-- a note; with a semicolon\nSELECT 2") == [
+        "SELECT ';' AS s",
+        "-- a note; with a semicolon\nSELECT 2",
+    ]
+    assert split_statements("  ;\n") == []
