@@ -170,9 +170,9 @@ def cmd_sql_client(settings: Settings, args: argparse.Namespace) -> None:
 
     if stack.flink_overview(settings) is None:
         raise StackError(f"no Flink cluster at {settings.flink_rest_url}: `make up` (or `make run`) first")
-    argv = [sys.executable, "-m", "attribution.pipeline", "--sql-shell"]
+    argv = [sys.executable, "-m", "attribution.prompt"]
     if args.file:
-        argv += ["--sql-file", str(Path(args.file).resolve())]
+        argv += ["--file", str(Path(args.file).resolve())]
     else:
         print(f"SQL on {settings.flink_rest_url}: clicks, checkouts, rejected, users, the rule's steps")
         print("(checkouts_enriched, click_candidates, and those of ATTRIBUTION_MODELS, e.g. first_click),")

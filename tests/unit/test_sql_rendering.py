@@ -269,7 +269,7 @@ def test_a_backfill_reads_from_a_timestamp_or_from_offsets() -> None:
 
 
 def test_the_prompt_splits_statements_as_sql_does() -> None:
-    from attribution.pipeline import split_statements
+    from attribution.prompt import split_statements
 
     assert split_statements("SELECT 1 AS a; SELECT 2 AS b;") == ["SELECT 1 AS a", "SELECT 2 AS b"]
     assert split_statements("SELECT ';' AS s;\n-- a note; with a semicolon\nSELECT 2") == [
