@@ -1,3 +1,4 @@
+{% from "source/_kafka_raw.sql" import read_window with context %}
 {% from "process/_validation.sql" import amount_field, field, int_field, parsed_payload, reject_reason, text with context %}
 -- Checkouts with typed fields and, for unusable records, the reason they are rejected (NULL if usable).
 CREATE TEMPORARY VIEW checkouts_checked AS
@@ -20,4 +21,4 @@ FROM {{ source('checkouts') }}, {{ parsed_payload(
     'checkout_id',
     text_fields=['payment_method', 'shipping_address', 'billing_address', 'user_agent', 'ip_address'],
     amount_fields=['total_amount'],
-) }}
+) }}{{ read_window() }}

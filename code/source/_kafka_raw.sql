@@ -27,11 +27,27 @@ CREATE TABLE {{ table }} (
 {%- elif cfg.scan_startup_mode == 'specific-offsets' %}
     'scan.startup.specific-offsets' = {{ startup_offsets | sql_string }},
 {%- endif %}
-    'scan.bounded.mode' = {{ cfg.scan_bounded_mode | sql_string }},
-{%- if cfg.scan_bounded_mode == 'timestamp' %}
-    'scan.bounded.timestamp-millis' = '{{ cfg.scan_bounded_millis }}',
-{%- endif %}
+    -- KAFKA_SCAN_BOUNDED_MODE=timestamp reads to the end of the topics as they are at the start,
+    -- and the parse views leave out what is stamped later (read_window): a broker that cannot look
+    -- offsets up by time, as the embedded one, would otherwise stop at the first offset.
+    'scan.bounded.mode' = '{{ "latest-offset" if cfg.scan_bounded_mode == "timestamp" else cfg.scan_bounded_mode }}',
     'scan.watermark.idle-timeout' = '{{ cfg.source_idle_timeout_seconds }} s',
     'format' = 'raw'
 )
+{%- endmacro %}
+
+
+{#- The records a job reads by their Kafka timestamp: from KAFKA_SCAN_STARTUP_TIMESTAMP (with
+    KAFKA_SCAN_STARTUP_MODE=timestamp) and before KAFKA_SCAN_BOUNDED_TIMESTAMP (with
+    KAFKA_SCAN_BOUNDED_MODE=timestamp), whatever offsets the broker gave the source; nothing
+    otherwise. The others are outside the job's period: not read, not rejected. -#}
+{% macro read_window() -%}
+{%- set since = cfg.scan_startup_mode == 'timestamp' %}
+{%- set until = cfg.scan_bounded_mode == 'timestamp' %}
+{%- if since or until %}
+WHERE
+{%- if since %} kafka_timestamp >= TO_TIMESTAMP_LTZ({{ cfg.scan_startup_millis }}, 3){% endif %}
+{%- if since and until %} AND{% endif %}
+{%- if until %} kafka_timestamp < TO_TIMESTAMP_LTZ({{ cfg.scan_bounded_millis }}, 3){% endif %}
+{%- endif %}
 {%- endmacro %}

@@ -249,10 +249,17 @@ def test_a_backfill_reads_from_a_timestamp_or_from_offsets() -> None:
             "KAFKA_SCAN_BOUNDED_TIMESTAMP": "2024-03-01 10:00:00",  # UTC
         }
     )
-    clicks = creating(sql.job_sql(stamped).ddl, "clicks_raw")
+    job = sql.job_sql(stamped)
+    clicks = creating(job.ddl, "clicks_raw")
     assert "'scan.startup.mode' = 'timestamp'" in clicks
     assert "'scan.startup.timestamp-millis' = '1709280000000'" in clicks  # 08:00 UTC
-    assert "'scan.bounded.timestamp-millis' = '1709287200000'" in clicks
+    # To the topics' end, and the period's bounds in the job itself, whatever the broker answers.
+    assert "'scan.bounded.mode' = 'latest-offset'" in clicks
+    for view in ("clicks_checked", "checkouts_checked"):
+        assert code(job.views[view]).endswith(
+            "WHERE kafka_timestamp >= TO_TIMESTAMP_LTZ(1709280000000, 3)"
+            " AND kafka_timestamp < TO_TIMESTAMP_LTZ(1709287200000, 3)"
+        ), view
     offsets = Settings.from_env(
         {
             "KAFKA_SCAN_STARTUP_MODE": "specific-offsets",
@@ -265,7 +272,9 @@ def test_a_backfill_reads_from_a_timestamp_or_from_offsets() -> None:
         ddl, "clicks_raw"
     )
     assert "'scan.startup.specific-offsets' = 'partition:0,offset:3'" in creating(ddl, "checkouts_raw")
-    assert "timestamp-millis" not in creating(sql.job_sql(Settings.from_env({})).ddl, "clicks_raw")
+    default = sql.job_sql(Settings.from_env({}))
+    assert "timestamp-millis" not in creating(default.ddl, "clicks_raw")
+    assert "kafka_timestamp >=" not in default.views["clicks_checked"]
 
 
 def test_the_prompt_splits_statements_as_sql_does() -> None:
