@@ -16,7 +16,8 @@ from bench.workloads import CHECKOUTS_PER_SECOND, Workload, build_workload
 
 BENCHMARKS = ("generator", "datagen", "passthrough", "burst", "latency")
 PAIRED = ("burst", "latency")  # run for each design, alternating
-COMPARED_DESIGNS = ("job", "original")  # what "burst" and "latency" run; "models" only when named
+# What "burst" and "latency" run; "models" only when named.
+COMPARED_DESIGNS = ("job", "original", "original-cached")
 ONLY = [*BENCHMARKS, *(f"{b}-{d}" for b in PAIRED for d in DESIGNS)]
 
 
@@ -32,9 +33,9 @@ def selection(only: list[str] | None) -> dict[str, list[str]]:
 
 
 def alternate(designs: list[str], repetition: int) -> list[str]:
-    """original, job | job, original | original, job ...: a drift in time hits both alike. The
-    models design comes last in each repetition, so that the pair compared runs side by side and
-    the garbage its larger state leaves behind falls on both designs of the pair alike."""
+    """The compared designs in one order, then in the reverse one, and so on: a drift in time hits
+    each alike. The models design comes last in each repetition, so that the designs compared run
+    side by side and the garbage its larger state leaves behind falls on them alike."""
     pair = [d for d in designs if d != "models"]
     return (pair if repetition % 2 == 0 else pair[::-1]) + [d for d in designs if d == "models"]
 

@@ -176,10 +176,11 @@ def linear_touches(
 
 
 def position_weights(n: int) -> list[Decimal]:
-    """Snowplow's position-based weights of n clicks in order: 40 % first, 40 % last, 20 % between."""
+    """Snowplow's position-based weights of n clicks in order: 40 % first, 40 % last, 20 % between
+    (as whole numbers: 2 (n - 2), 1 each, 2 (n - 2)); one click all, two 50/50."""
     if n <= 2:
-        return [Decimal(1) / n] * n
-    return [Decimal("0.4"), *[Decimal("0.2") / (n - 2)] * (n - 2), Decimal("0.4")]
+        return [Decimal(1)] * n
+    return [Decimal(2 * (n - 2)), *[Decimal(1)] * (n - 2), Decimal(2 * (n - 2))]
 
 
 def decay_weight(click_time: datetime, checkout_time: datetime, half_life_seconds: int) -> Decimal:

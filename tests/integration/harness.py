@@ -137,12 +137,16 @@ class PipelineRun:
 
 
 @contextmanager
-def pipeline(settings: Settings, name: str, kept: bool = False) -> Iterator[PipelineRun]:
+def pipeline(
+    settings: Settings, name: str, kept: bool = False, models: tuple[str, ...] | None = None
+) -> Iterator[PipelineRun]:
     """Creates fresh topics, submits the job on them, and cancels it afterwards. A `kept` job is
-    started as `make job` starts one: the keeper brings it back after a fault."""
+    started as `make job` starts one: the keeper brings it back after a fault. `models`: its
+    ATTRIBUTION_MODELS, if not the test stack's (every model)."""
     suffix = f"{name}-{uuid.uuid4().hex[:8]}"
     run_settings = replace(
         settings,
+        attribution_models=",".join(models) if models else settings.attribution_models,
         clicks_topic=f"clicks-{suffix}",
         checkouts_topic=f"checkouts-{suffix}",
         consumer_group_id=f"attribution-{suffix}",
@@ -214,6 +218,11 @@ def wait_for_models(settings: Settings, load: Workload, timeout: float = 90) -> 
         time.sleep(0.5)
         found = model_rows(settings, load)
     return found
+
+
+# One model of each shape: the job's work differs by shape only (the touches models differ in their
+# Postgres view), so the fault tests, whose subject is the job's recovery, run these.
+ONE_MODEL_PER_SHAPE = tuple({model.shape: model.name for model in reversed(MODELS.values())}.values())[::-1]
 
 
 def assert_models_exact(settings: Settings, load: Workload, timeout: float = 90) -> None:

@@ -30,6 +30,7 @@ import requests
 from attribution import job, keeper, services, supervision
 from attribution.config import PROJECT_ROOT, Settings
 from tests.integration.harness import (
+    ONE_MODEL_PER_SHAPE,
     PipelineRun,
     Workload,
     assert_models_exact,
@@ -140,7 +141,7 @@ def restarted_by_a_timeout(run: PipelineRun) -> bool:
 def test_taskmanager_killed_mid_stream(settings: Settings) -> None:
     load = workload(settings, seed=11, count=3000, user_offset=3_000_000, start=datetime(2024, 6, 1, 9))
     rng = random.Random(5)
-    with pipeline(settings, "tm-kill", kept=True) as run:
+    with pipeline(settings, "tm-kill", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         killed_at = kill(settings, "taskmanager")
         run.send_all(rest, rng)
@@ -158,7 +159,7 @@ def test_taskmanager_killed_mid_stream(settings: Settings) -> None:
 def test_jobmanager_killed_and_the_keeper_resubmits_from_the_checkpoint(settings: Settings) -> None:
     load = workload(settings, seed=12, count=3000, user_offset=4_000_000, start=datetime(2024, 6, 2, 9))
     rng = random.Random(6)
-    with pipeline(settings, "jm-kill", kept=True) as run:
+    with pipeline(settings, "jm-kill", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         killed_at = kill(settings, "jobmanager")
         run.send_all(rest, rng)
@@ -175,7 +176,7 @@ def test_jobmanager_killed_and_the_keeper_resubmits_from_the_checkpoint(settings
 def test_postgres_killed_mid_stream(settings: Settings) -> None:
     load = workload(settings, seed=13, count=3000, user_offset=5_000_000, start=datetime(2024, 6, 3, 9))
     rng = random.Random(7)
-    with pipeline(settings, "pg-kill", kept=True) as run:
+    with pipeline(settings, "pg-kill", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         killed_at = kill(settings, "postgres")
         run.send_all(rest, rng)
@@ -195,7 +196,7 @@ def test_postgres_frozen_longer_than_the_jdbc_timeouts(settings: Settings) -> No
     again, and then every table equals the reference."""
     load = workload(settings, seed=16, count=3000, user_offset=7_500_000, start=datetime(2024, 6, 8, 9))
     rng = random.Random(10)
-    with pipeline(settings, "pg-freeze", kept=True) as run:
+    with pipeline(settings, "pg-freeze", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         with frozen(settings, "postgres"):
             run.send_all(rest, rng)
@@ -210,7 +211,7 @@ def test_taskmanager_frozen_longer_than_the_heartbeat_timeout(settings: Settings
     the job from its checkpoint on the TaskManager once it answers again."""
     load = workload(settings, seed=17, count=3000, user_offset=7_600_000, start=datetime(2024, 6, 9, 9))
     rng = random.Random(11)
-    with pipeline(settings, "tm-freeze", kept=True) as run:
+    with pipeline(settings, "tm-freeze", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         with frozen(settings, "taskmanager"):
             run.send_all(rest, rng)
@@ -228,7 +229,7 @@ def test_flink_cut_off_from_postgres(settings: Settings) -> None:
     retransmissions (minutes); the job restarts until the network is back, then is exact."""
     load = workload(settings, seed=18, count=3000, user_offset=7_700_000, start=datetime(2024, 6, 10, 9))
     rng = random.Random(12)
-    with pipeline(settings, "pg-cut", kept=True) as run:
+    with pipeline(settings, "pg-cut", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         with postgres_cut_off(settings):
             run.send_all(rest, rng)
@@ -248,7 +249,7 @@ def test_broker_killed_the_keeper_drains_and_starts_fresh_on_the_new_broker(sett
     rng = random.Random(8)
     half = len(load.events) // 2
     before, after = load.events[:half], load.events[half:]
-    with pipeline(settings, "broker-kill", kept=True) as run:
+    with pipeline(settings, "broker-kill", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         run.send_all(before, rng)
         run.flush_through(max_time(before), MARKER_USER)  # all of it consumed before the broker goes
         killed_at = kill(settings, "broker")
@@ -273,7 +274,7 @@ def test_stop_with_savepoint_and_resume_is_exact(settings: Settings) -> None:
     events produced while the job was stopped."""
     load = workload(settings, seed=15, count=3000, user_offset=7_000_000, start=datetime(2024, 6, 5, 9))
     rng = random.Random(9)
-    with pipeline(settings, "savepoint", kept=True) as run:
+    with pipeline(settings, "savepoint", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         rest = first_half_checkpointed(run, load, rng)
         cli(run.settings, "stop-job")
         run.send_all(rest, rng)
@@ -285,7 +286,7 @@ def test_stop_with_savepoint_and_resume_is_exact(settings: Settings) -> None:
 
 
 def test_a_job_the_user_stopped_stays_stopped(settings: Settings) -> None:
-    with pipeline(settings, "user-stop", kept=True) as run:
+    with pipeline(settings, "user-stop", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         cli(run.settings, "stop-job")
         keeper_looked_twice(settings)
         assert run.current_job_id() is None

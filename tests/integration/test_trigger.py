@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 
 from attribution.config import Settings
+from attribution.models import MODELS
 
 pytestmark = pytest.mark.integration
 T = datetime(2024, 7, 1, 12, 0, 0)
@@ -202,11 +203,8 @@ def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings
     at = {m: T.replace(hour=11, minute=60 - m) for m in (2, 4, 10, 20)}  # m minutes before T
     try:
         with conn.cursor() as cur:
-            for table in (
-                settings.sink_table,
-                settings.model_table("last_click"),
-                settings.model_written_table("linear"),
-            ):
+            touches_models = [m.name for m in MODELS.values() if m.shape == "touches"]
+            for table in settings.model_written_tables:
                 cur.execute(f"DELETE FROM {table}")
             Row = tuple[str, str | None, datetime | None, datetime]
             one_click: dict[str, list[Row]] = {
@@ -226,23 +224,31 @@ def test_model_comparison_view_reads_each_model_over_the_same_checkouts(settings
                             VALUES (%s, %s, %s, %s, %s)""",
                         (checkout, click, click_time, checkout_time, Decimal(amounts[checkout])),
                     )
-            for checkout, click, click_time in [("c1", "a", at[10]), ("c1", "x", at[4]), ("c2", "b", at[20])]:
-                cur.execute(
-                    f"""INSERT INTO {settings.model_written_table("linear")}
-                            (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
-                        VALUES (%s, %s, %s, %s, 'p', %s)""",
-                    (checkout, click, click_time, Decimal(amounts[checkout]), T),
-                )
+            touches = [("c1", "a", at[10]), ("c1", "x", at[4]), ("c2", "b", at[20])]
+            for model in touches_models:  # each its own copy of the same touches
+                for checkout, click, click_time in touches:
+                    cur.execute(
+                        f"""INSERT INTO {settings.model_written_table(model)}
+                                (checkout_id, click_id, click_time, total_amount, product_id, checkout_time)
+                            VALUES (%s, %s, %s, %s, 'p', %s)""",
+                        (checkout, click, click_time, Decimal(amounts[checkout]), T),
+                    )
             cur.execute(
                 "SELECT model, checkouts, attributed_checkouts, attributed_share, attributed_revenue,"
                 " avg_minutes_click_to_checkout, clicks_credited_per_checkout"
                 f" FROM {settings.model_comparison_view} ORDER BY model"
             )
-            assert cur.fetchall() == [
-                ("first_click", 4, 2, Decimal("0.5"), Decimal("30"), Decimal("15"), Decimal("1")),
-                ("last_click", 3, 2, Decimal("0.6667"), Decimal("30"), Decimal("3"), Decimal("1")),
-                ("linear", 3, 2, Decimal("0.6667"), Decimal("30"), Decimal("11.3"), Decimal("1.5")),
-            ]
+            # Every touches model credits the same touches: the same figures, revenue to the cent.
+            assert cur.fetchall() == sorted(
+                [
+                    ("first_click", 4, 2, Decimal("0.5"), Decimal("30"), Decimal("15"), Decimal("1")),
+                    ("last_click", 3, 2, Decimal("0.6667"), Decimal("30"), Decimal("3"), Decimal("1")),
+                    *[
+                        (m, 3, 2, Decimal("0.6667"), Decimal("30"), Decimal("11.3"), Decimal("1.5"))
+                        for m in touches_models
+                    ],
+                ]
+            )
     finally:
         conn.rollback()
         conn.close()
