@@ -221,7 +221,7 @@ def wait_for_models(settings: Settings, load: Workload, timeout: float = 90) -> 
 
 
 # One model of each shape: the job's work differs by shape only (the touches models differ in their
-# Postgres view), so the fault tests, whose subject is the job's recovery, run these.
+# Postgres view), so the tests whose subject is not the models (faults, hostile records, the CLI) run these.
 ONE_MODEL_PER_SHAPE = tuple({model.shape: model.name for model in reversed(MODELS.values())}.values())[::-1]
 
 

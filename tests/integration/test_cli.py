@@ -20,7 +20,7 @@ from attribution import job, supervision
 from attribution.config import PROJECT_ROOT, Settings
 from attribution.models import MODELS, PRIMARY
 from tests.events import click
-from tests.integration.harness import assert_models_exact, pipeline, poll, rows, workload
+from tests.integration.harness import ONE_MODEL_PER_SHAPE, assert_models_exact, pipeline, poll, rows, workload
 from tests.integration.test_faults import MARKER_USER, intent_of
 from tests.reference import parse_time
 
@@ -48,14 +48,14 @@ def errors(result: subprocess.CompletedProcess) -> list[str]:
 
 
 def test_job_when_it_already_runs_leaves_it_alone(settings: Settings) -> None:
-    with pipeline(settings, "cli-twice", kept=True) as run:
+    with pipeline(settings, "cli-twice", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         output = make(run.settings, "job").stdout
         assert f"already RUNNING (job id {run.job_id})" in output
         assert [s.job_id for s in job.active_jobs(settings, run.settings.job_name)] == [run.job_id]
 
 
 def test_stop_job_then_job_resumes_and_fresh_starts_without_state(settings: Settings) -> None:
-    with pipeline(settings, "cli-fresh", kept=True) as run:
+    with pipeline(settings, "cli-fresh", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         run.wait_for_new_checkpoint()
         assert "with a savepoint" in make(run.settings, "stop-job").stdout
         assert run.current_job_id() is None
@@ -118,7 +118,7 @@ def free_port() -> int:
 def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
     settings: Settings, tmp_path: Path
 ) -> None:
-    with pipeline(settings, "sql-client") as run:
+    with pipeline(settings, "sql-client", models=ONE_MODEL_PER_SHAPE) as run:
         at = datetime(2024, 8, 1, 12)
         run.writer.send(run.clicks, click("sql-client-click", 42, "p42", at), 0)
         result_table = MODELS[PRIMARY].written_table  # as a read-only view of stored_<it>
@@ -147,7 +147,7 @@ def test_sql_client_declares_the_job_tables_and_queries_the_live_topics(
 
 
 def test_ui_and_viz_print_their_urls_without_a_browser(settings: Settings) -> None:
-    with pipeline(settings, "cli-ui", kept=True) as run:
+    with pipeline(settings, "cli-ui", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         over_ssh = {"SSH_CONNECTION": "10.0.0.1 22 10.0.0.2 22"}  # print the URL, open nothing
         ui = make(run.settings, "ui", env=over_ssh)
         assert f"Flink web UI: {settings.flink_rest_url}/#/job/running/{run.job_id}/overview" in ui.stdout

@@ -16,7 +16,7 @@ from attribution import job, keeper, stack
 from attribution.config import Settings
 from tests.bad_records import random_id
 from tests.events import checkout, click
-from tests.integration.harness import Sent, dead_letters, pipeline, poll, rows, workload
+from tests.integration.harness import ONE_MODEL_PER_SHAPE, Sent, dead_letters, pipeline, poll, rows, workload
 from tests.integration.test_faults import MARKER_USER, assert_exact, cli
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def test_wrong_clocks_and_poison_ids_leave_every_other_checkout_right(settings: 
     load = workload(settings, seed=21, count=3000, user_offset=8_000_000, start=start)
     rng = random.Random(21)
     half = len(load.events) // 2
-    with pipeline(settings, "hostile", kept=True) as run:
+    with pipeline(settings, "hostile", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         topic_of = {"clicks": run.clicks, "checkouts": run.checkouts}
         partitions = range(settings.topic_partitions)
         rejected: dict[Sent, str] = {}
@@ -76,7 +76,7 @@ def test_a_sink_that_fails_every_write_shows_as_a_restart_loop_within_a_minute(s
     """A constraint added in Postgres by hand fails every write of one checkout: `make status` and
     the keeper both name the loop and its cause within a minute."""
     constraint = "refuse_for_the_restart_loop_test"
-    with pipeline(settings, "loop", kept=True) as run:
+    with pipeline(settings, "loop", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
             cur.execute(
                 f"ALTER TABLE {settings.sink_table} ADD CONSTRAINT {constraint} "
@@ -113,7 +113,7 @@ def test_a_drain_that_fails_says_what_may_be_unwritten(
     be unwritten: those event time had not passed yet."""
     savepoints = settings.stack_path / "savepoints"
     moved = savepoints.with_name("savepoints.moved")
-    with pipeline(settings, "drain", kept=True) as run:
+    with pipeline(settings, "drain", kept=True, models=ONE_MODEL_PER_SHAPE) as run:
         at = datetime(2024, 6, 11, 9)
         run.advance_event_time(at, MARKER_USER)
         passed = (at - timedelta(seconds=settings.out_of_orderness_seconds)).replace(tzinfo=UTC).timestamp()
@@ -151,7 +151,7 @@ def test_dead_letters_are_replayed_once_each_and_marked(settings: Settings) -> N
     stamped = datetime(2020, 1, 1)  # the producer's wrong Kafka timestamp, the filter below
     stamped_ms = int(stamped.replace(tzinfo=UTC).timestamp() * 1000)
     at = stamped + timedelta(hours=1)
-    with pipeline(settings, "replay") as run:
+    with pipeline(settings, "replay", models=ONE_MODEL_PER_SHAPE) as run:
         clicked = click(f"replayed-click-{run.job_id}", 1, "p-replay", at - timedelta(minutes=1))
         bought = checkout(f"replayed-{run.job_id}", 1, "p-replay", at)
         run.writer.send(run.clicks, clicked, 0, timestamp_ms=stamped_ms)
