@@ -220,7 +220,7 @@ def test_postgres_frozen_longer_than_the_jdbc_timeouts(settings: Settings) -> No
         rest = first_half_checkpointed(run, load, rng)
         with taskmanager_log_grows(settings) as grown, frozen(settings, "postgres"):
             run.send_all(rest, rng)
-            hold(45)
+            hold(35)
         poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once Postgres answers")
         assert a_call_timed_out(grown()), "no JDBC call timed out: the timeouts did not end them"
         assert_exact(run, load)
@@ -235,7 +235,7 @@ def test_taskmanager_frozen_longer_than_the_heartbeat_timeout(settings: Settings
         rest = first_half_checkpointed(run, load, rng)
         with frozen(settings, "taskmanager"):
             run.send_all(rest, rng)
-            hold(30)
+            hold(25)
         poll(
             lambda: job.exception_history(settings, run.job_id) and running_again(run),
             RECOVERY_SECONDS,
@@ -253,7 +253,7 @@ def test_flink_cut_off_from_postgres(settings: Settings) -> None:
         rest = first_half_checkpointed(run, load, rng)
         with taskmanager_log_grows(settings) as grown, postgres_cut_off(settings):
             run.send_all(rest, rng)
-            hold(40)
+            hold(35)
         poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once the network is back")
         assert a_call_timed_out(grown()), "no JDBC call timed out: the timeouts did not end them"
         assert_exact(run, load)
