@@ -18,7 +18,7 @@ runs it (ATTRIBUTION_MODELS=first_click); "original", the original project's SQL
 2.0 with the minimum fixes (bench/original/, its README lists them), writing to
 commerce.original_attributed_checkouts; and "original-cached", the fair baseline: that design
 with the lookup cache Flink's docs recommend, sized by the job's settings
-(bench/sql/original_users_cached.sql), writing to commerce.original_cached_attributed_checkouts.
+(bench/original/cached/users.sql), writing to commerce.original_cached_attributed_checkouts.
 They run in one order, then in the reverse one, in the same run, so that drift of the machine hits
 each alike, and the ratio job/baseline of each repetition is reported for both baselines, with the
 targets against the fair one: warm burst throughput >= 1.5x, cold burst >= 1.0x, p99 latency

@@ -244,7 +244,7 @@ ORIGINAL_TEMPLATES = tuple(
 )
 # The fair baseline: the original design with the lookup cache of the job's settings (#29).
 ORIGINAL_CACHED_TEMPLATES = tuple(
-    BENCH_DIR / "sql" / "original_users_cached.sql" if path.match("source/users.sql") else path
+    BENCH_DIR / "original" / "cached" / "users.sql" if path.match("source/users.sql") else path
     for path in ORIGINAL_TEMPLATES
 )
 ORIGINAL_TABLE = BENCH_DIR / "original" / "postgres" / "attributed_checkouts.sql"
