@@ -493,14 +493,11 @@ class Settings:
             "PRODUCTS_TABLE": self.products_table,
             "SINK_TABLE": self.sink_table,
             "DEAD_LETTER_TABLE": self.dead_letter_table,
+            **{f"the {name} table": self.model_table(name) for name in MODELS if name != PRIMARY},
             **{
-                f"the {name} table ({describes})": table
+                f"the {name} table it writes": self.model_written_table(name)
                 for name in MODELS
-                if name != PRIMARY
-                for describes, table in {
-                    "read": self.model_table(name),
-                    "written": self.model_written_table(name),
-                }.items()
+                if name != PRIMARY and self.model_written_table(name) != self.model_table(name)
             },
         }
         for env, table in tables.items():
@@ -508,11 +505,7 @@ class Settings:
                 raise ConfigError(
                     f"{env} must be a table name, [schema.]table in letters, digits and _, got {table!r}"
                 )
-            same = [
-                other
-                for other, name in tables.items()
-                if name == table and other != env and other.split(" (")[0] != env.split(" (")[0]
-            ]
+            same = [other for other, name in tables.items() if name == table and other != env]
             if same:
                 raise ConfigError(f"{env} and {same[0]} name the same table {table!r}: each needs its own")
         if self.state_backend not in {"rocksdb", "hashmap"}:
