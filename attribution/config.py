@@ -46,6 +46,10 @@ def unqualified(table: str) -> str:
 # bytes, and the linear table's key holds both ids at up to 4 bytes a character.
 ID_MAX_CHARS = 256
 
+# A JDBC connection attempt to a Postgres that does not answer (cut off: packets dropped) fails
+# after this long and is retried.
+JDBC_CONNECT_TIMEOUT_SECONDS = 10
+
 
 # Postgres roles, each with only the rights its client needs (postgres/init.sql): the job writes
 # its result tables and dead letters and reads users; the reader (`make sql-client`, `make psql`)
@@ -233,6 +237,11 @@ class Settings:
     lookup_max_retries: int = _setting(
         "LOOKUP_MAX_RETRIES", 3, "JDBC user-lookup retries before the task fails"
     )
+    postgres_socket_timeout_seconds: int = _setting(
+        "POSTGRES_SOCKET_TIMEOUT_SECONDS",
+        30,
+        "A JDBC call (lookup or write) with no answer for this long fails and is retried",
+    )
     checkpoint_interval_seconds: int = _setting("CHECKPOINT_INTERVAL_SECONDS", 10, "Checkpoint interval")
     checkpoint_dir: str = _setting(
         "CHECKPOINT_DIR", "", "Checkpoint storage URI (default: file://<STACK_DIR>/checkpoints)"
@@ -312,12 +321,13 @@ class Settings:
     @property
     def jdbc_url(self) -> str:
         # reWriteBatchedInserts turns a JDBC batch into multi-row INSERTs: fewer round trips.
-        # The timeouts (seconds) bound a call to a Postgres that is frozen or cut off with its
+        # The timeouts bound a call to a Postgres that is frozen or cut off with its
         # connections half-open: the call fails, is retried, and the task restarts, where without
         # them it would wait for TCP to give up (minutes) with checkpoints stalled behind it.
         return (
             f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
-            "?reWriteBatchedInserts=true&connectTimeout=10&socketTimeout=30&tcpKeepAlive=true"
+            f"?reWriteBatchedInserts=true&connectTimeout={JDBC_CONNECT_TIMEOUT_SECONDS}"
+            f"&socketTimeout={self.postgres_socket_timeout_seconds}&tcpKeepAlive=true"
         )
 
     @property
@@ -405,6 +415,7 @@ class Settings:
             "lookup_cache_rows",
             "lookup_cache_ttl_seconds",
             "source_idle_timeout_seconds",
+            "postgres_socket_timeout_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:

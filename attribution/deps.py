@@ -77,6 +77,7 @@ def ensure_connector_jars() -> list[Path]:
     return connector_jars()
 
 
+CLIENT_JVM_ARGS = "-XX:TieredStopAtLevel=1"
 UDF_SOURCES = PROJECT_ROOT / "udf" / "src" / "main" / "java"
 UDF_JAR = "attribution-udfs.jar"
 # What the UDFs compile against; the cluster provides the same classes at run time.
@@ -238,6 +239,14 @@ def flink_plugins_dir(settings: Settings) -> Path:
     return target
 
 
+def client_jvm_args() -> str:
+    """The client plans one job and exits: it plans faster with the quick compiler alone, and so
+    does a submission by the keeper after a fault (docs/benchmark-history.md). The user's own
+    JVM_ARGS come after these, so they win."""
+    user_args = os.environ.get("JVM_ARGS", "")
+    return user_args if CLIENT_JVM_ARGS in user_args else f"{CLIENT_JVM_ARGS} {user_args}".strip()
+
+
 def client_env(settings: Settings) -> dict[str, str]:
     """What the submitting client's JVM needs to see the jars of flink_lib_dir(). FLINK_HOME too:
     without it PyFlink resets FLINK_LIB_DIR to the wheel's own lib directory."""
@@ -248,6 +257,7 @@ def client_env(settings: Settings) -> dict[str, str]:
         "FLINK_LIB_DIR": str(flink_lib_dir(settings)),
         # The client's own log: beside the stack's, not inside the installed package.
         "FLINK_LOG_DIR": str(settings.stack_path / "logs"),
+        "JVM_ARGS": client_jvm_args(),
     }
 
 

@@ -51,7 +51,7 @@ def submit_in_this_process(
     settings: Settings, savepoint: str | None = None, output_sql: tuple[Path, ...] = (), timeout: float = 0
 ) -> str:
     """What job.submit does, through the same pipeline.submit, from this process's PyFlink client:
-    its JVM starts once for the session instead of once per job (about 8 s each on 2 cores). The
+    its JVM starts once for the session instead of once per job (docs/testing.md). The
     keeper and `make job` still submit from a process of their own (test_faults, test_cli)."""
     from attribution import pipeline
     from attribution.deps import client_env

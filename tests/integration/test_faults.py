@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from attribution import job, keeper, services, supervision
-from attribution.config import PROJECT_ROOT, Settings
+from attribution.config import JDBC_CONNECT_TIMEOUT_SECONDS, PROJECT_ROOT, Settings
 from tests.integration.harness import (
     ONE_MODEL_PER_SHAPE,
     PipelineRun,
@@ -111,6 +111,12 @@ def postgres_cut_off(settings: Settings) -> Iterator[None]:
 def hold(seconds: float) -> None:
     """Lets a fault last (what is tested is how long it lasted, not what happened meanwhile)."""
     time.sleep(seconds)
+
+
+def past_the_jdbc_timeouts(settings: Settings) -> float:
+    """A Postgres fault this long outlasts both JDBC timeouts (connect and socket) of a call
+    blocked from its start: such a call is ended by its timeout, not by the fault's end."""
+    return max(JDBC_CONNECT_TIMEOUT_SECONDS, settings.postgres_socket_timeout_seconds) + 8
 
 
 def running_again(run: PipelineRun, old_job_id: str | None = None) -> bool:
@@ -212,7 +218,7 @@ def test_postgres_killed_mid_stream(settings: Settings) -> None:
 
 
 def test_postgres_frozen_longer_than_the_jdbc_timeouts(settings: Settings) -> None:
-    """Lookups and writes time out (socketTimeout 30 s), the job restarts until Postgres answers
+    """Lookups and writes time out (POSTGRES_SOCKET_TIMEOUT_SECONDS), the job restarts until Postgres answers
     again, and then every table equals the reference."""
     load = workload(settings, seed=16, count=3000, user_offset=7_500_000, start=datetime(2024, 6, 8, 9))
     rng = random.Random(10)
@@ -220,7 +226,7 @@ def test_postgres_frozen_longer_than_the_jdbc_timeouts(settings: Settings) -> No
         rest = first_half_checkpointed(run, load, rng)
         with taskmanager_log_grows(settings) as grown, frozen(settings, "postgres"):
             run.send_all(rest, rng)
-            hold(35)
+            hold(past_the_jdbc_timeouts(settings))
         poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once Postgres answers")
         assert a_call_timed_out(grown()), "no JDBC call timed out: the timeouts did not end them"
         assert_exact(run, load)
@@ -253,7 +259,7 @@ def test_flink_cut_off_from_postgres(settings: Settings) -> None:
         rest = first_half_checkpointed(run, load, rng)
         with taskmanager_log_grows(settings) as grown, postgres_cut_off(settings):
             run.send_all(rest, rng)
-            hold(35)
+            hold(past_the_jdbc_timeouts(settings))
         poll(lambda: running_again(run), RECOVERY_SECONDS, "the job running once the network is back")
         assert a_call_timed_out(grown()), "no JDBC call timed out: the timeouts did not end them"
         assert_exact(run, load)
