@@ -345,6 +345,11 @@ class BenchJob:
             provision.delete_topics(self.settings, list(self.topics.values()))
             raise
 
+    def failure(self) -> str | None:
+        """Why the job failed (its first failure's root cause), or None while it has not."""
+        history = job.exception_history(self.settings, self.job_id)
+        return job.root_cause(history[-1].get("stacktrace", "")) if history else None
+
     def cancel(self) -> None:
         job.cancel(self.settings, self.job_id)
         provision.delete_topics(self.settings, list(self.topics.values()))
@@ -397,9 +402,10 @@ class Rows:
     When a run is complete, the time its last row was written is read from the row itself
     (`updated_at`, `written_at`: clock_timestamp() at the write), so polling adds no error."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, failure: Callable[[], str | None]) -> None:
         self.table = settings.sink_table
         self.dead_letters = settings.dead_letter_table
+        self.failure = failure  # the cause, once the job writing these rows has failed
         self.conn = psycopg2.connect(settings.psycopg_dsn())
         self.conn.autocommit = True
 
@@ -419,14 +425,15 @@ class Rows:
     def wait_for_dead_letters(self, topics: list[str], payload: str, n: int, timeout: float = 600) -> float:
         """Until `n` dead letters from these topics carry this payload; when the last was written."""
         where = f"FROM {self.dead_letters} WHERE source_topic = ANY(%s) AND payload = %s"
-        wait(lambda: self._one(f"SELECT count(*) {where}", topics, payload) >= n, timeout)
+        count = f"SELECT count(*) {where}"
+        wait(lambda: self._one(count, topics, payload) >= n, timeout, failure=self.failure)
         return float(self._one(f"SELECT extract(epoch FROM max(written_at)) {where}", topics, payload))
 
     def wait_for(self, prefix: str, n: int, last_id: str, timeout: float = 600) -> float:
         """Until `n` rows with the prefix exist (cheap polls for the last one first, then counts);
         returns when the last of them was written (epoch seconds)."""
-        wait(lambda: self.exists(last_id), timeout)
-        wait(lambda: self.count(prefix) >= n, timeout, interval=0.25)
+        wait(lambda: self.exists(last_id), timeout, failure=self.failure)
+        wait(lambda: self.count(prefix) >= n, timeout, interval=0.25, failure=self.failure)
         where = f"FROM {self.table} WHERE checkout_id LIKE %s"
         return float(self._one(f"SELECT extract(epoch FROM max(updated_at)) {where}", prefix + "%"))
 
@@ -434,9 +441,21 @@ class Rows:
         self.conn.close()
 
 
-def wait(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
+def wait(
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.05,
+    failure: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Until `check` holds; fails at once, with its cause, when `failure` names one (a job that
+    restarts would otherwise be found out only by the timeout, minutes later)."""
     deadline = time.monotonic() + timeout
+    next_look = 0.0
     while not check():
+        if time.monotonic() >= next_look:
+            if cause := failure():
+                raise RuntimeError(f"the benchmark's job failed: {cause}")
+            next_look = time.monotonic() + 1.0
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark run did not complete")
         time.sleep(interval)
@@ -545,7 +564,7 @@ def run_burst(settings: Settings, design: Design, load: Workload, data_tag: str,
     new job of the design; with more than two, `last_events_per_s` is the last one's."""
     passthrough = design is PASSTHROUGH
     bench = BenchJob(settings, "pass" if passthrough else f"burst-{design.name}", design, data_tag)
-    rows = Rows(bench.settings)
+    rows = Rows(bench.settings, bench.failure)
     result: dict = {"events": len(load.events), "checkouts": load.checkouts}
     schedule = phases(bursts)
     try:
@@ -613,7 +632,7 @@ def run_latency(settings: Settings, design: Design, load: Workload, data_tag: st
             advance(
                 settings, bench.topics, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2), data_tag
             )
-            rows = Rows(bench.settings)
+            rows = Rows(bench.settings, bench.failure)
             try:
                 rows.wait_for(f"{data_tag}-c", load.checkouts, load.last_checkout_id(data_tag), timeout=120)
             finally:

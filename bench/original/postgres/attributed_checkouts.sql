@@ -28,3 +28,7 @@ $$;
 CREATE OR REPLACE TRIGGER bench_touch_updated_at
     BEFORE UPDATE ON {{ cfg.sink_table }}
     FOR EACH ROW EXECUTE FUNCTION {{ cfg.sink_table | schema_of }}.bench_touch_updated_at();
+
+-- The designs' jobs connect as the job's role (attribution/pipeline.py), which may write only the
+-- tables it is granted.
+GRANT SELECT, INSERT, UPDATE ON {{ cfg.sink_table }} TO {{ cfg.as_role('job').postgres_user }};
