@@ -610,9 +610,8 @@ def run_latency(settings: Settings, design: Design, load: Workload, data_tag: st
     bench = BenchJob(settings, f"latency-{design.name}", design, data_tag)
     tag = data_tag.encode()
     try:
-        p = Sender(settings)
         sent_at: dict[str, float] = {}
-        with ResourceSampler(settings) as sampler:
+        with ResourceSampler(settings) as sampler, contextlib.closing(Sender(settings)) as p:
             zero = time.monotonic() + load.lead
             for e in load.events:
                 if (ahead := zero + e.due - time.monotonic()) > 0:
@@ -628,16 +627,16 @@ def run_latency(settings: Settings, design: Design, load: Workload, data_tag: st
             p.flush()
             sending = time.monotonic() - zero
             # Event time past everything: checkouts without a click are written too, and the run
-            # ends when every checkout has its row (only attributed ones are measured).
-            advance(
-                settings, bench.topics, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2), data_tag
-            )
+            # ends when every checkout has its row (only attributed ones are measured). Just past
+            # the watermark's delay: the job dead-letters an event stamped further ahead of its
+            # Kafka timestamp than MAX_FUTURE_SKEW_SECONDS, as a marker 2 hours ahead was.
+            past_the_delay = timedelta(seconds=settings.out_of_orderness_seconds + 5)
+            advance(settings, bench.topics, datetime.now(UTC).replace(tzinfo=None) + past_the_delay, data_tag)
             rows = Rows(bench.settings, bench.failure)
             try:
                 rows.wait_for(f"{data_tag}-c", load.checkouts, load.last_checkout_id(data_tag), timeout=120)
             finally:
                 rows.close()
-        p.close()
         with psycopg2.connect(settings.psycopg_dsn()) as conn, conn.cursor() as cur:
             cur.execute(
                 f"SELECT checkout_id, extract(epoch FROM updated_at) FROM {bench.settings.sink_table} "

@@ -71,13 +71,15 @@ def run_all(
         elif name == "datagen":
             repeat(name, lambda: run_datagen(settings, args.events), 0)
         elif name == "passthrough":
-            synthetic = build_workload("synthetic", args.seed, CHECKOUTS_PER_SECOND, events=args.events)
+            # On each workload's events: the ceiling of the job's burst on the same events.
+            for index, workload in enumerate(workloads):
+                load = build_workload(workload, args.seed, CHECKOUTS_PER_SECOND, events=args.events)
 
-            def run_passthrough(synthetic: Workload = synthetic) -> dict:
-                return run_burst(settings, PASSTHROUGH, synthetic, f"p{uuid.uuid4().hex[:6]}", args.bursts)
+                def run_passthrough(load: Workload = load) -> dict:
+                    return run_burst(settings, PASSTHROUGH, load, f"p{uuid.uuid4().hex[:6]}", args.bursts)
 
-            repeat(name, run_passthrough, args.warmup)
-            del synthetic
+                repeat(f"{name}/{workload}", run_passthrough, args.warmup if index == 0 else 0)
+                del load
         else:
             run_design = functools.partial(run_burst, bursts=args.bursts) if name == "burst" else run_latency
             for index, workload in enumerate(workloads):
