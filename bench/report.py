@@ -210,9 +210,11 @@ def print_medians(results: dict[str, list[dict]], repeat: int) -> dict[str, Any]
         print(f"  {label:<32} " + "  ".join(f"{k}={v}" for k, v in medians[label].items()))
     # The ceiling: how close the job's burst comes to parsing and validating the same events alone.
     for label in results:
+        if not label.startswith("passthrough/"):
+            continue
         workload = label.removeprefix("passthrough/")
         job_burst = medians.get(f"burst/{workload}/job")
-        if label.startswith("passthrough/") and job_burst:
+        if job_burst:
             for phase, _ in PHASES:
                 key = f"{phase}_events_per_s"
                 ratio = round(job_burst[key] / medians[label][key], 2)
